@@ -1,0 +1,1 @@
+"""The ``lateint`` command line."""

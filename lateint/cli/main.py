@@ -1,0 +1,54 @@
+"""Entry point of the ``lateint`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from lateint.errors import LateintError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from lateint.cli.demo import add_demo_command
+
+    parser = argparse.ArgumentParser(
+        prog="lateint",
+        description="One BERT encoder from cross-encoder to twin: split, cache, re-rank, evaluate, train.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_demo_command(sub)
+    return parser
+
+
+def _quiet_transformers() -> None:
+    # Per-tensor loading bars drown the command's own progress and tables.
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _quiet_transformers()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except LateintError as exc:
+        print(f"lateint {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lateint {args.command}: interrupted; rerun the same command to resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The split encoder, its layer runners and its scoring heads."""

