@@ -75,3 +75,12 @@ def test_forward_matches_reference_with_gradients(tiny_model, pairs):
     out.sum().backward()
     grad = ranker.encoder.layers[0].attention.self.query.weight.grad
     assert grad is not None and grad.abs().sum() > 0
+
+
+def test_bfloat16_runs_both_paths_close_to_fp32(minilm_path, pairs):
+    ranker = SplitRanker.from_pretrained(minilm_path, split=3, head="twin")
+    fp32 = ranker.score(*pairs)
+    ranker.to(dtype=torch.bfloat16)
+    fast, ref = ranker.score(*pairs), ranker.score(*pairs, reference=True)
+    assert fast.dtype == torch.float32  # scores are returned as fp32 whatever the compute dtype
+    assert (fast - fp32).abs().max() < 0.03 and (fast - ref).abs().max() < 0.03

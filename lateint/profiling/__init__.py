@@ -1,0 +1,1 @@
+"""Counting the work a split ranker does, and measuring the machine it runs on."""
