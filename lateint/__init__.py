@@ -14,6 +14,7 @@ from lateint.errors import (
     LateintError,
     MissingResourceError,
 )
+from lateint.cache.doc_cache import DocCache
 from lateint.ranker import SplitRanker
 
 __version__ = "0.1.0"
@@ -22,6 +23,7 @@ __all__ = [
     "CacheMismatchError",
     "ConfigError",
     "CorruptionError",
+    "DocCache",
     "EncoderSettings",
     "HeadSettings",
     "InputError",

@@ -308,13 +308,27 @@ class SplitRanker(nn.Module):
         )
 
     # -- differentiable forward ----------------------------------------------------------------
-    def score_states(self, query: torch.Tensor, query_mask: torch.Tensor, doc: torch.Tensor, doc_mask: torch.Tensor) -> torch.Tensor:
-        """Scores of aligned pairs from the two sides' layer-L states (joint layers + head)."""
+    def score_states(
+        self,
+        query: torch.Tensor,
+        query_mask: torch.Tensor,
+        doc: torch.Tensor,
+        doc_mask: torch.Tensor,
+        *,
+        keys_values: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Scores of aligned pairs from the two sides' layer-L states (joint layers + head).
+
+        ``keys_values``: the first joint layer's keys and values of the concatenated pairs, when
+        they come from a cache.
+        """
         if isinstance(self.head, ClsHead):
-            cls_state = self.encoder.encode_joint(query, query_mask, doc, doc_mask, first_only=True)[:, 0]
+            cls_state = self.encoder.encode_joint(
+                query, query_mask, doc, doc_mask, first_only=True, keys_values=keys_values
+            )[:, 0]
             return self.head(cls_state)
         if self.split < self.num_layers:
-            joint = self.encoder.encode_joint(query, query_mask, doc, doc_mask)
+            joint = self.encoder.encode_joint(query, query_mask, doc, doc_mask, keys_values=keys_values)
             width = query.shape[1]
             query, doc = joint[:, :width], joint[:, width:]
         return self.head(query, query_mask, doc, doc_mask)
@@ -483,6 +497,20 @@ class SplitRanker(nn.Module):
         inverse[torch.tensor(order)] = torch.arange(len(order))
         inverse = inverse.to(values.device)
         return SideRep(values[inverse], None if mask is None else mask[inverse])
+
+    # -- re-ranking from a document cache -----------------------------------------------------
+    def rerank(self, query: str, doc_ids: Sequence[str], cache, *, batch_size: int = 128) -> dict[str, float]:
+        """Score cached documents ``doc_ids`` for ``query``: ``{doc_id: score}``.
+
+        Only the query's lower layers and the joint layers run; see :mod:`lateint.cache.doc_cache`.
+
+        Raises:
+            CacheMismatchError: ``cache`` was built for another configuration or other weights.
+            InputError: an id is not in the cache, or the query is empty.
+        """
+        from lateint.cache.doc_cache import rerank
+
+        return rerank(self, query, doc_ids, cache, batch_size=batch_size)
 
     # -- saving -------------------------------------------------------------------------------
     def save_pretrained(self, folder: str | os.PathLike) -> Path:

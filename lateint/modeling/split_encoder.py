@@ -105,14 +105,20 @@ class SplitEncoder(nn.Module):
         doc_mask: torch.Tensor,
         *,
         first_only: bool = False,
+        keys_values: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Concatenate lower-layer states of aligned pairs and run the joint layers L..T-1.
+
+        ``keys_values``, if given, are the first joint layer's keys and values of the concatenated
+        sequence (from a cache), so that layer does not project them again.
 
         Returns ``[B, Sq + Sd, H]`` (or ``[B, 1, H]``, the [CLS] row, with ``first_only``).
         """
         hidden = torch.cat([query, doc], dim=1)
         mask = torch.cat([query_mask, doc_mask], dim=1)
-        return self.run_layers(hidden, mask, self.split, self.num_layers, first_only_last=first_only)
+        return self.run_layers(
+            hidden, mask, self.split, self.num_layers, first_only_last=first_only, keys_values=keys_values
+        )
 
     def joint_keys_values(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values that the first joint layer computes from layer-L states ``hidden``."""

@@ -1,0 +1,158 @@
+"""The manifest: the JSON file that makes a folder a document cache.
+
+Layout of a store folder::
+
+    manifest.json                 this file (replaced atomically after each change)
+    shards/000000/                one sealed shard (a folder renamed into place once complete)
+        ids.npy                   doc ids of the shard's rows, utf-8 bytes (numpy 'S' dtype)
+        <field>.bin               token rows of all docs, back to back, row_nbytes bytes each
+        <field>.offsets.npy       int64 [docs + 1]: doc r's tokens are rows offsets[r]:offsets[r+1]
+    shards/.tmp-000001/           the shard being written (discarded if the writer dies)
+    index-000003/                 written on close: doc id -> (shard, row)
+        ids.npy                   all doc ids, sorted (numpy 'S' dtype)
+        shard.npy                 int32: position of the id's shard in the manifest's shard list
+        row.npy                   int32 (int64 above 2**31 rows): row within that shard
+    .lock                         held by an open writer
+
+Manifest keys: ``format``, ``version``, ``complete`` (set by ``CacheWriter.close``), ``metadata``
+(the caller's dict, compared exactly on reopen), ``fields`` (name, codec, shape, length),
+``shard_limits`` (docs, bytes), ``next_shard`` (number of the next shard folder), ``shards`` (a list
+of ``{name, docs, first_id, last_id, tokens: {field: n}, files: {file: {bytes, sha256}}}``, in the
+order they were sealed) and ``index`` (``{name, docs, files}`` once complete, else ``null``).
+A shard or index listed in the manifest is immutable; anything in the folder that the manifest does
+not list is left over from an interrupted write and is deleted by the next writer.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from lateint.cache.files import atomic_write_bytes, sha256_file
+from lateint.errors import CacheMismatchError, CorruptionError, InputError, MissingResourceError
+
+FORMAT = "lateint-doc-cache"
+VERSION = 1
+MANIFEST_FILE = "manifest.json"
+SHARDS_DIR = "shards"
+TMP_PREFIX = ".tmp-"
+IDS_FILE = "ids.npy"
+
+
+class IncompleteCacheError(MissingResourceError):
+    """The cache's build was interrupted (the writer was never closed); rerun it to resume."""
+
+
+def data_file(field: str) -> str:
+    """Name of a field's token data file inside a shard folder."""
+    return f"{field}.bin"
+
+
+def offsets_file(field: str) -> str:
+    """Name of a field's offsets file inside a shard folder."""
+    return f"{field}.offsets.npy"
+
+
+def shard_name(number: int) -> str:
+    """Folder name of shard ``number``."""
+    return f"{number:06d}"
+
+
+def new_manifest(fields: list[dict[str, Any]], metadata: dict[str, Any], shard_docs: int,
+                 shard_bytes: int) -> dict[str, Any]:
+    """An empty, incomplete manifest."""
+    return {"format": FORMAT, "version": VERSION, "complete": False, "metadata": metadata,
+            "fields": fields, "shard_limits": {"docs": shard_docs, "bytes": shard_bytes},
+            "next_shard": 0, "shards": [], "index": None}
+
+
+def load_manifest(folder: Path) -> dict[str, Any]:
+    """Read and sanity-check ``folder/manifest.json``.
+
+    Raises :class:`MissingResourceError` when the folder or manifest does not exist and
+    :class:`CorruptionError` when it is not a readable manifest of a known version.
+    """
+    path = folder / MANIFEST_FILE
+    if not folder.is_dir():
+        raise MissingResourceError(f"no document cache at {folder}: the folder does not exist")
+    if not path.is_file():
+        raise MissingResourceError(f"{folder} is not a document cache: it has no {MANIFEST_FILE}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CorruptionError(f"{path} cannot be read ({e}); delete {folder} and rebuild the cache") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CorruptionError(f"{path} is not a lateint document cache manifest")
+    if data.get("version") != VERSION:
+        raise CorruptionError(f"{path} has format version {data.get('version')}, this lateint reads version "
+                              f"{VERSION}; rebuild the cache with this version")
+    return data
+
+
+def save_manifest(folder: Path, manifest: Mapping[str, Any], durable: bool = True) -> None:
+    """Atomically replace ``folder/manifest.json``."""
+    text = json.dumps(manifest, indent=1, sort_keys=False, ensure_ascii=False)
+    atomic_write_bytes(folder / MANIFEST_FILE, text.encode("utf-8"), durable=durable)
+
+
+def normalize_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The metadata as it reads back from JSON (tuples become lists ...), so that comparisons of a
+    caller's dict with a stored one are exact. Raises :class:`InputError` if it is not JSON."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise InputError(f"cache metadata must be a dict, got {type(metadata).__name__}")
+    try:
+        return json.loads(json.dumps(dict(metadata), sort_keys=True, allow_nan=False))
+    except (TypeError, ValueError) as e:
+        raise InputError(f"cache metadata must be JSON-serialisable with string keys ({e})") from None
+
+
+def metadata_diff(stored: Mapping[str, Any], given: Mapping[str, Any]) -> list[str]:
+    """Top-level keys whose values differ, including keys present on one side only."""
+    return sorted(k for k in set(stored) | set(given) if k not in stored or k not in given or stored[k] != given[k])
+
+
+def describe_diff(stored: Mapping[str, Any], given: Mapping[str, Any], keys: list[str], limit: int = 8) -> str:
+    """``key: stored=... given=...`` for the first ``limit`` differing keys."""
+    missing = object()
+
+    def show(v: Any) -> str:
+        if v is missing:
+            return "(absent)"
+        text = json.dumps(v, sort_keys=True)
+        return text if len(text) <= 80 else text[:77] + "..."
+
+    parts = [f"{k}: cache has {show(stored.get(k, missing))}, expected {show(given.get(k, missing))}"
+             for k in keys[:limit]]
+    if len(keys) > limit:
+        parts.append(f"... and {len(keys) - limit} more")
+    return "; ".join(parts)
+
+
+def check_metadata(folder: Path, stored: Mapping[str, Any], expected: Mapping[str, Any], action: str) -> None:
+    """Raise :class:`CacheMismatchError` naming the differing keys unless ``stored == expected``."""
+    keys = metadata_diff(stored, expected)
+    if keys:
+        raise CacheMismatchError(
+            f"the document cache at {folder} was built with different metadata; differing keys: "
+            f"{', '.join(keys)} ({describe_diff(stored, expected, keys)}). {action}")
+
+
+def file_problems(folder: Path, files: Mapping[str, Mapping[str, Any]], check_hash: bool) -> list[str]:
+    """Problems of the files a manifest entry lists under ``folder``: missing, wrong size and, when
+    ``check_hash``, wrong sha256. Each problem is ``"<path>: <what>"``; empty when all is well."""
+    problems = []
+    for name, expect in files.items():
+        path = folder / name
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            problems.append(f"{path}: missing")
+            continue
+        if size != expect["bytes"]:
+            problems.append(f"{path}: {size} bytes, the manifest records {expect['bytes']} (truncated or overwritten)")
+        elif check_hash and sha256_file(path) != expect["sha256"]:
+            problems.append(f"{path}: sha256 checksum mismatch (the bytes changed after it was written)")
+    return problems

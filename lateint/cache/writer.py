@@ -1,0 +1,597 @@
+"""Writing a document cache: sharded, checksummed, resumable after a crash.
+
+See :mod:`lateint.cache.manifest` for the on-disk layout. The guarantees:
+
+* **Bounded memory.** Token rows are encoded and appended to the open shard's files as they
+  arrive (1 MiB write buffers); only the shard's per-doc offsets and ids are kept in memory.
+* **Atomic shards.** A shard is written in ``shards/.tmp-NNNNNN/``, fsynced, renamed to
+  ``shards/NNNNNN/`` and only then listed, with the sha256 of each file, in the manifest (itself
+  replaced atomically). A killed process loses at most the unsealed shard.
+* **Resumable.** Reopening a store with the same fields and metadata keeps every sealed shard whose
+  files are present with the recorded sizes (and checksums with ``verify=True``), deletes the rest,
+  and reports which doc ids are stored, so a build adds only the others. Deleting a damaged
+  shard folder and rerunning the build therefore recomputes exactly that shard.
+* **No duplicates.** Adding an id that is already stored is skipped (``add`` returns False) by
+  default, or raises :class:`InputError` with ``duplicates="error"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from lateint.cache.fields import FieldSpec, normalize_fields
+from lateint.cache.files import WriterLock, fsync_dir, npy_bytes, remove_tree
+from lateint.cache.ids import IdSet, as_id_list, decode_id, encode_ids, token_ranges
+from lateint.cache.manifest import (IDS_FILE, MANIFEST_FILE, SHARDS_DIR, TMP_PREFIX, check_metadata, data_file,
+                                    file_problems, load_manifest, new_manifest, normalize_metadata,
+                                    offsets_file, save_manifest, shard_name)
+from lateint.errors import CacheMismatchError, ConfigError, CorruptionError, InputError
+
+#: Default shard limits: whichever is reached first seals the shard.
+DEFAULT_SHARD_DOCS = 65536
+DEFAULT_SHARD_BYTES = 1 << 30
+_WRITE_BUFFER = 1 << 20
+_INDEX_PREFIX = "index-"
+
+ArrayLike = Any  # numpy array, torch tensor, or nested lists
+
+
+def _to_numpy(x: ArrayLike) -> np.ndarray:
+    """A numpy view or copy of ``x`` on the CPU (torch tensors of any device and dtype accepted)."""
+    if isinstance(x, np.ndarray):
+        return x
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        torch = None
+    if torch is not None and isinstance(x, torch.Tensor):
+        x = x.detach()
+        if x.dtype == torch.bfloat16:  # numpy has no bfloat16
+            x = x.float()
+        return x.cpu().numpy()
+    return np.asarray(x)
+
+
+def _select_tokens(x: ArrayLike, mask: np.ndarray) -> np.ndarray:
+    """``x[mask]`` for a padded batch, done on the tensor's device so only real tokens move."""
+    if isinstance(x, np.ndarray):
+        return x[mask]
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return np.asarray(x)[mask]
+    if isinstance(x, torch.Tensor):
+        return _to_numpy(x[torch.from_numpy(mask).to(x.device)])
+    return np.asarray(x)[mask]
+
+
+def _flatten_field(spec: FieldSpec, value: ArrayLike | Sequence[ArrayLike], lengths: ArrayLike | None,
+                   batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """The batch's tokens of one field as ``[total_tokens, elems]`` plus per-doc lengths ``[batch]``.
+
+    ``value`` is either a list of per-doc arrays ``[n_i, *shape]`` or one padded array
+    ``[batch, max_len, *shape]`` with ``lengths`` (ints ``[batch]``, or a bool mask
+    ``[batch, max_len]`` selecting real tokens; None = every position is real).
+    """
+    trailing = spec.shape
+    if isinstance(value, (list, tuple)):
+        if len(value) != batch:
+            raise InputError(f"field {spec.name!r}: {len(value)} arrays for {batch} doc ids")
+        if lengths is not None:
+            raise InputError(f"field {spec.name!r}: lengths are only for padded arrays, not lists of arrays")
+        docs = [_to_numpy(v) for v in value]
+        for i, d in enumerate(docs):
+            if d.ndim != 1 + len(trailing) or tuple(d.shape[1:]) != trailing:
+                expected = ", ".join(["n_tokens", *map(str, trailing)])
+                raise InputError(f"field {spec.name!r}: doc {i} has shape {tuple(d.shape)}, expected [{expected}]")
+        lens = np.array([d.shape[0] for d in docs], dtype=np.int64)
+        tokens = np.concatenate([d.reshape(d.shape[0], spec.elems) for d in docs]) if docs else np.empty((0, spec.elems))
+        return tokens.reshape(-1, spec.elems), lens
+    shape = tuple(value.shape) if hasattr(value, "shape") else np.shape(value)
+    if len(shape) != 2 + len(trailing) or shape[0] != batch or tuple(shape[2:]) != trailing:
+        raise InputError(f"field {spec.name!r}: padded array of shape {shape}, expected "
+                         f"[{batch}, max_len{''.join(f', {t}' for t in trailing)}]")
+    max_len = shape[1]
+    if lengths is None:
+        tokens = _to_numpy(value).reshape(batch * max_len, spec.elems)
+        return tokens, np.full(batch, max_len, dtype=np.int64)
+    lens_or_mask = _to_numpy(lengths)
+    if lens_or_mask.ndim == 2:
+        if lens_or_mask.shape != (batch, max_len):
+            raise InputError(f"field {spec.name!r}: mask of shape {lens_or_mask.shape}, expected {(batch, max_len)}")
+        mask = lens_or_mask.astype(bool, copy=False)
+        lens = mask.sum(axis=1).astype(np.int64)
+    else:
+        lens = lens_or_mask.astype(np.int64).reshape(-1)
+        if len(lens) != batch or (lens < 0).any() or (lens > max_len).any():
+            raise InputError(f"field {spec.name!r}: lengths must be {batch} ints in [0, {max_len}], got {lens.tolist()[:8]}")
+        mask = np.arange(max_len)[None, :] < lens[:, None]
+    return _select_tokens(value, mask).reshape(-1, spec.elems), lens
+
+
+class _OpenShard:
+    """The shard being written: one buffered data file per field in a temporary folder."""
+
+    def __init__(self, tmp: Path, fields: list[FieldSpec]) -> None:
+        self.tmp = tmp
+        remove_tree(tmp)
+        tmp.mkdir(parents=True)
+        self.fields = fields
+        self.files = {f.name: open(tmp / data_file(f.name), "wb", buffering=_WRITE_BUFFER) for f in fields}
+        self.hashes = {f.name: hashlib.sha256() for f in fields}
+        self.offset_chunks: dict[str, list[np.ndarray]] = {f.name: [np.zeros(1, np.int64)] for f in fields}
+        self.tokens = {f.name: 0 for f in fields}
+        self.ids: list[bytes] = []
+        self.nbytes = 0
+
+    @property
+    def docs(self) -> int:
+        return len(self.ids)
+
+    def append(self, ids: list[bytes], encoded: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        for name, (rows, lens) in encoded.items():
+            buf = memoryview(np.ascontiguousarray(rows).reshape(-1))
+            self.files[name].write(buf)
+            self.hashes[name].update(buf)
+            self.offset_chunks[name].append(self.tokens[name] + np.cumsum(lens))
+            self.tokens[name] += int(lens.sum())
+            self.nbytes += buf.nbytes
+        self.ids.extend(ids)
+
+    def close_files(self) -> None:
+        for f in self.files.values():
+            if not f.closed:
+                f.close()
+
+    def seal(self, final: Path, durable: bool) -> dict[str, Any]:
+        """Finish the files, rename the folder to ``final`` and return its manifest entry."""
+        files: dict[str, dict[str, Any]] = {}
+        for spec in self.fields:
+            f = self.files[spec.name]
+            f.flush()
+            if durable:
+                os.fsync(f.fileno())
+            f.close()
+            files[data_file(spec.name)] = {"bytes": self.tokens[spec.name] * spec.row_nbytes,
+                                           "sha256": self.hashes[spec.name].hexdigest()}
+            offsets = np.concatenate(self.offset_chunks[spec.name])
+            files[offsets_file(spec.name)] = self._write_small(offsets_file(spec.name), npy_bytes(offsets), durable)
+        ids = np.array(self.ids, dtype=np.bytes_)
+        files[IDS_FILE] = self._write_small(IDS_FILE, npy_bytes(ids), durable)
+        if durable:
+            fsync_dir(self.tmp)
+        os.replace(self.tmp, final)
+        if durable:
+            fsync_dir(final.parent)
+        return {"name": final.name, "docs": self.docs, "first_id": decode_id(self.ids[0]),
+                "last_id": decode_id(self.ids[-1]), "tokens": dict(self.tokens), "files": files}
+
+    def _write_small(self, name: str, data: bytes, durable: bool) -> dict[str, Any]:
+        with open(self.tmp / name, "wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+class CacheWriter:
+    """Appends documents to a store folder; see the module docstring for guarantees.
+
+    Use :meth:`open` (not the constructor), ideally as a context manager::
+
+        fields = [FieldSpec("states", "int8", 384), FieldSpec("input_ids", "raw-int32")]
+        with CacheWriter.open(path, fields=fields, metadata={"fingerprint": fp}) as writer:
+            for doc_id, states, ids in docs:
+                if doc_id not in writer:
+                    writer.add(doc_id, {"states": states, "input_ids": ids})
+        # leaving the block normally calls close(): the store is complete and readable
+
+    If the block raises, the open shard is sealed (what was added is kept) but the store stays
+    incomplete, so a reader refuses it until the build is rerun and closed.
+    """
+
+    def __init__(self, path: Path, manifest: dict[str, Any], fields: list[FieldSpec], lock: WriterLock,
+                 duplicates: str, durable: bool) -> None:
+        self.path = path
+        self._manifest = manifest
+        self.fields = fields
+        self._lock = lock
+        self._duplicates = duplicates
+        self._durable = durable
+        self._ids = IdSet()
+        self._shard: _OpenShard | None = None
+        self._modified = False
+        self._closed = False
+        self._broken: BaseException | None = None
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, fields: Iterable[FieldSpec] | Mapping[str, Any],
+             metadata: Mapping[str, Any] | None = None, shard_size: int = DEFAULT_SHARD_DOCS,
+             shard_bytes: int = DEFAULT_SHARD_BYTES, *, duplicates: str = "skip", verify: bool = False,
+             durable: bool = True) -> "CacheWriter":
+        """Create a store at ``path`` or reopen a partial (or complete) one to add documents.
+
+        Args:
+            path: the store folder (created if needed; an existing folder must be empty or a store).
+            fields: the fields every document has (see :class:`FieldSpec`).
+            metadata: JSON-serialisable dict identifying what the cache was built from (e.g. the
+                model configuration's fingerprint). On reopen it must equal the stored one exactly.
+            shard_size: a shard is sealed once it holds this many documents ...
+            shard_bytes: ... or this many bytes of token data, whichever comes first.
+            duplicates: ``"skip"`` (adding a stored id does nothing and returns False) or ``"error"``.
+            verify: on reopen, also recompute the checksums of existing shards and drop bad ones
+                (default: only their presence and sizes are checked, which is cheap).
+            durable: fsync files and folders when sealing (turn off only for throwaway stores).
+
+        Raises:
+            CacheMismatchError: the store exists with other fields or metadata.
+            InputError: the folder holds something else, or another writer has it open.
+            CorruptionError: the manifest is unreadable.
+        """
+        folder = Path(path)
+        specs = normalize_fields(fields)
+        meta = normalize_metadata(metadata)
+        if int(shard_size) < 1 or int(shard_bytes) < 1:
+            raise ConfigError(f"shard_size and shard_bytes must be >= 1, got {shard_size} and {shard_bytes}")
+        if duplicates not in ("skip", "error"):
+            raise ConfigError(f"duplicates must be 'skip' or 'error', got {duplicates!r}")
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"{folder} exists and is not a folder; choose a folder path for the cache")
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = WriterLock(folder)
+        try:
+            if (folder / MANIFEST_FILE).exists():
+                manifest = load_manifest(folder)
+                stored_fields = [FieldSpec.from_json(f).to_json() for f in manifest["fields"]]
+                wanted = [s.to_json() for s in specs]
+                if stored_fields != wanted:
+                    raise CacheMismatchError(
+                        f"the document cache at {folder} stores fields {stored_fields}, not {wanted}. "
+                        "Use a new path for this configuration, or delete the old cache folder to rebuild it.")
+                check_metadata(folder, manifest["metadata"], meta, "Use a new path for this configuration, "
+                               "or delete the old cache folder to rebuild it.")
+            else:
+                strays = [p.name for p in folder.iterdir() if p.name != ".lock"]
+                if strays:
+                    raise InputError(f"{folder} is not empty and is not a document cache (no {MANIFEST_FILE}; "
+                                     f"it holds {sorted(strays)[:5]}); choose an empty or new folder")
+                manifest = new_manifest([s.to_json() for s in specs], meta, int(shard_size), int(shard_bytes))
+            manifest["shard_limits"] = {"docs": int(shard_size), "bytes": int(shard_bytes)}
+            writer = cls(folder, manifest, specs, lock, duplicates, durable)
+            writer._recover(verify)
+        except BaseException:
+            lock.release()
+            raise
+        return writer
+
+    def _recover(self, verify: bool) -> None:
+        """Keep the sound sealed shards, delete everything else, and load the stored ids."""
+        shards_dir = self.path / SHARDS_DIR
+        shards_dir.mkdir(exist_ok=True)
+        kept, dropped = [], []
+        for entry in self._manifest["shards"]:
+            problems = file_problems(shards_dir / entry["name"], entry["files"], check_hash=verify)
+            if problems:
+                dropped.append(entry["name"])
+                remove_tree(shards_dir / entry["name"])
+                warnings.warn(f"document cache {self.path}: shard {entry['name']} is damaged ({problems[0]}); "
+                              f"its {entry['docs']} documents will be recomputed", stacklevel=3)
+            else:
+                kept.append(entry)
+        listed = {e["name"] for e in kept}
+        for p in shards_dir.iterdir():
+            if p.name not in listed:  # unsealed shard of a killed writer, or sealed but never listed
+                remove_tree(p)
+        index = self._manifest.get("index")
+        for p in self.path.iterdir():
+            stale_index = p.name.startswith(_INDEX_PREFIX) and (index is None or p.name != index["name"])
+            if stale_index or p.name.startswith(TMP_PREFIX) or p.name.startswith(f".{MANIFEST_FILE}.tmp"):
+                remove_tree(p)
+        self._manifest["shards"] = kept
+        if dropped:
+            self._mark_modified()
+        else:
+            save_manifest(self.path, self._manifest, self._durable)
+        chunks = [np.load(shards_dir / e["name"] / IDS_FILE) for e in kept]
+        if chunks:
+            width = max(c.dtype.itemsize for c in chunks)
+            ids = np.concatenate([c.astype(f"S{width}") for c in chunks])
+            ids.sort()
+            if len(ids) > 1 and (dup := np.nonzero(ids[1:] == ids[:-1])[0]).size:
+                raise CorruptionError(f"document cache {self.path} stores doc id {decode_id(ids[dup[0]])!r} "
+                                      "twice; delete the folder and rebuild the cache")
+            self._ids = IdSet(ids)
+
+    def _mark_modified(self) -> None:
+        if self._modified:
+            return
+        self._modified = True
+        old = self._manifest.get("index")
+        self._manifest["complete"] = False
+        self._manifest["index"] = None
+        save_manifest(self.path, self._manifest, self._durable)
+        if old is not None:
+            remove_tree(self.path / old["name"])
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The store's metadata."""
+        return self._manifest["metadata"]
+
+    @property
+    def num_docs(self) -> int:
+        """Documents stored so far (sealed or in the open shard)."""
+        return len(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def contains(self, doc_id: str) -> bool:
+        """Whether ``doc_id`` is already stored (in a sealed shard or the open one)."""
+        return encode_ids([doc_id])[0] in self._ids
+
+    __contains__ = contains
+
+    def missing(self, doc_ids: Iterable[str]) -> list[str]:
+        """The ids of ``doc_ids`` not stored yet, in their order (vectorised; use it to filter a
+        collection before encoding it)."""
+        ids = as_id_list(doc_ids)
+        if not ids:
+            return []
+        found = self._ids.contains_many(encode_ids(ids))
+        return [ids[i] for i in np.nonzero(~found)[0]]
+
+    def done_ids(self) -> set[str]:
+        """All stored ids as a Python set (about 100 bytes per id: prefer :meth:`contains` or
+        :meth:`missing` for large collections)."""
+        return {decode_id(k) for k in self._ids.sorted_array().tolist()}
+
+    # ------------------------------------------------------------------ adding
+
+    def add(self, doc_id: str, arrays: Mapping[str, ArrayLike]) -> bool:
+        """Store one document: ``arrays`` maps every field name to an array ``[n_tokens, *shape]``
+        (numpy or torch, any device). Returns False, storing nothing, if ``doc_id`` is already
+        stored (with ``duplicates="skip"``)."""
+        return self.add_batch([doc_id], {name: [value] for name, value in arrays.items()}) == 1
+
+    def add_batch(self, doc_ids: Sequence[str], arrays: Mapping[str, ArrayLike | Sequence[ArrayLike]],
+                  lengths: Mapping[str, ArrayLike] | ArrayLike | None = None) -> int:
+        """Store a batch of documents; returns how many were stored (stored ids are skipped).
+
+        Args:
+            doc_ids: B ids.
+            arrays: for every field, either a list of B arrays ``[n_i, *shape]`` or one padded
+                array ``[B, max_len, *shape]`` (numpy or torch; real tokens are selected on the
+                tensor's device before moving to the CPU).
+            lengths: for padded arrays, the real tokens per document: ints ``[B]`` or a bool mask
+                ``[B, max_len]``; either a mapping per field or one value for all padded fields.
+                None means every position is real.
+        """
+        self._check_writable()
+        ids = as_id_list(doc_ids)
+        keys = encode_ids(ids).tolist()
+        names = [f.name for f in self.fields]
+        if set(arrays) != set(names):
+            raise InputError(f"documents need exactly the fields {names}; got {sorted(arrays)} "
+                             f"(missing {sorted(set(names) - set(arrays))}, unknown {sorted(set(arrays) - set(names))})")
+        flat: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for spec in self.fields:
+            lens_spec = lengths.get(spec.name) if isinstance(lengths, Mapping) else lengths
+            tokens, lens = _flatten_field(spec, arrays[spec.name], lens_spec, len(ids))
+            if spec.length is not None and (lens != spec.length).any():
+                bad = int(np.nonzero(lens != spec.length)[0][0])
+                raise InputError(f"field {spec.name!r} holds exactly {spec.length} tokens per document; "
+                                 f"doc {ids[bad]!r} has {int(lens[bad])}")
+            flat[spec.name] = (tokens, lens)
+
+        keep = np.ones(len(ids), bool)
+        seen: set[bytes] = set()
+        for i, key in enumerate(keys):
+            if key in self._ids or key in seen:
+                keep[i] = False
+            seen.add(key)
+        if not keep.all() and self._duplicates == "error":
+            dups = [ids[i] for i in np.nonzero(~keep)[0][:5]]
+            raise InputError(f"{int((~keep).sum())} doc ids are already stored or repeated in the batch, "
+                             f"e.g. {dups}; nothing from this batch was written")
+        if not keep.any():
+            return 0
+
+        encoded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for spec in self.fields:
+            tokens, lens = flat[spec.name]
+            if not keep.all():
+                starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+                tokens = tokens[token_ranges(starts[keep], lens[keep])]
+                lens = lens[keep]
+            encoded[spec.name] = (spec.codec_impl.encode(tokens), lens)
+        kept_keys = [k for k, flag in zip(keys, keep) if flag]
+        try:
+            self._append(kept_keys, encoded)
+        except BaseException as e:
+            self._broken = e
+            raise
+        return len(kept_keys)
+
+    def _append(self, keys: list[bytes], encoded: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        """Write encoded docs, sealing shards at their limits (a shard may pass the byte limit by
+        less than one document, so a document is never split)."""
+        self._mark_modified()
+        limits = self._manifest["shard_limits"]
+        n = len(keys)
+        doc_bytes = np.zeros(n, np.int64)
+        token_starts = {}
+        for spec in self.fields:
+            rows, lens = encoded[spec.name]
+            doc_bytes += lens * spec.row_nbytes
+            token_starts[spec.name] = np.concatenate([[0], np.cumsum(lens)])
+        i = 0
+        while i < n:
+            if self._shard is None:
+                number = self._manifest["next_shard"]
+                self._shard = _OpenShard(self.path / SHARDS_DIR / f"{TMP_PREFIX}{shard_name(number)}", self.fields)
+            shard = self._shard
+            room = limits["docs"] - shard.docs
+            cum = np.cumsum(doc_bytes[i:i + room])
+            k = min(room, int(np.searchsorted(cum, limits["bytes"] - shard.nbytes)) + 1, n - i)
+            part = {}
+            for spec in self.fields:
+                rows, lens = encoded[spec.name]
+                t = token_starts[spec.name]
+                part[spec.name] = (rows[t[i]:t[i + k]], lens[i:i + k])
+            shard.append(keys[i:i + k], part)
+            for key in keys[i:i + k]:
+                self._ids.add(key)
+            if shard.docs >= limits["docs"] or shard.nbytes >= limits["bytes"]:
+                self._seal()
+            i += k
+
+    def _seal(self) -> None:
+        shard, self._shard = self._shard, None
+        if shard is None:
+            return
+        if shard.docs == 0:
+            shard.close_files()
+            remove_tree(shard.tmp)
+            return
+        number = self._manifest["next_shard"]
+        entry = shard.seal(self.path / SHARDS_DIR / shard_name(number), self._durable)
+        self._manifest["shards"].append(entry)
+        self._manifest["next_shard"] = number + 1
+        save_manifest(self.path, self._manifest, self._durable)
+
+    def flush(self) -> None:
+        """Seal the open shard now (if it holds documents), so they survive a crash."""
+        self._check_writable()
+        try:
+            self._seal()
+        except BaseException as e:
+            self._broken = e
+            raise
+
+    # ------------------------------------------------------------------ finishing
+
+    def close(self) -> None:
+        """Seal the last shard, write the id index and mark the store complete. Idempotent."""
+        if self._closed:
+            return
+        self._check_writable()
+        try:
+            self._seal()
+            index = self._manifest.get("index")
+            if (self._modified or index is None
+                    or file_problems(self.path / index["name"], index["files"], check_hash=True)):
+                self._write_index()
+            self._manifest["complete"] = True
+            save_manifest(self.path, self._manifest, self._durable)
+        except BaseException as e:
+            self._broken = e
+            raise
+        self._release()
+
+    def abort(self) -> None:
+        """Stop without sealing: the open shard is discarded, sealed shards are kept, and the store
+        stays incomplete (reopen it to resume)."""
+        if self._closed:
+            return
+        if self._shard is not None:
+            self._shard.close_files()
+            remove_tree(self._shard.tmp)
+            self._shard = None
+        self._release()
+
+    def _write_index(self) -> None:
+        """Write ``index-NNNNNN/`` (sorted ids, shard position, row) and point the manifest at it."""
+        shards_dir = self.path / SHARDS_DIR
+        entries = self._manifest["shards"]
+        chunks = [np.load(shards_dir / e["name"] / IDS_FILE) for e in entries]
+        counts = np.array([len(c) for c in chunks], dtype=np.int64)
+        if chunks:
+            width = max(c.dtype.itemsize for c in chunks)
+            ids = np.concatenate([c.astype(f"S{width}") for c in chunks])
+        else:
+            ids = np.empty(0, dtype="S1")
+        order = np.argsort(ids, kind="stable")
+        ids = ids[order]
+        if len(ids) > 1 and (dup := np.nonzero(ids[1:] == ids[:-1])[0]).size:
+            raise CorruptionError(f"document cache {self.path} stores doc id {decode_id(ids[dup[0]])!r} twice; "
+                                  "delete the folder and rebuild the cache")
+        row_dtype = np.int32 if counts.max(initial=0) < 2**31 else np.int64
+        shard_of = np.repeat(np.arange(len(entries), dtype=np.int32), counts)[order]
+        starts = np.cumsum(counts) - counts
+        row = (np.arange(len(ids), dtype=np.int64) - np.repeat(starts, counts))[order].astype(row_dtype)
+        number = self._manifest.get("next_index", 0)
+        name = f"{_INDEX_PREFIX}{shard_name(number)}"
+        tmp = self.path / f"{TMP_PREFIX}{name}"
+        remove_tree(tmp)
+        tmp.mkdir()
+        files = {}
+        for fname, array in (("ids.npy", ids), ("shard.npy", shard_of), ("row.npy", row)):
+            data = npy_bytes(array)
+            with open(tmp / fname, "wb") as f:
+                f.write(data)
+                if self._durable:
+                    f.flush()
+                    os.fsync(f.fileno())
+            files[fname] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        os.replace(tmp, self.path / name)
+        if self._durable:
+            fsync_dir(self.path)
+        old = self._manifest.get("index")
+        self._manifest["index"] = {"name": name, "docs": int(len(ids)), "files": files}
+        self._manifest["next_index"] = number + 1
+        save_manifest(self.path, self._manifest, self._durable)
+        if old is not None and old["name"] != name:
+            remove_tree(self.path / old["name"])
+
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise InputError(f"the CacheWriter for {self.path} is closed; open a new one to add documents")
+        if self._broken is not None:
+            raise InputError(f"the CacheWriter for {self.path} failed earlier ({self._broken!r}); "
+                             "open a new one: it resumes from the last sealed shard")
+
+    def _release(self) -> None:
+        self._closed = True
+        self._lock.release()
+
+    def __enter__(self) -> "CacheWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.close()
+        elif not self._closed:
+            if self._broken is None:
+                try:  # keep what was added: every appended document is whole
+                    self._seal()
+                except Exception:
+                    pass
+            self.abort()
+        return False
+
+    def __del__(self) -> None:
+        # A writer dropped without close() behaves like a killed process: the open shard is
+        # abandoned (the next writer deletes it) and the lock is released.
+        try:
+            if not self._closed:
+                if self._shard is not None:
+                    self._shard.close_files()
+                self._release()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"CacheWriter({str(self.path)!r}, {self.num_docs} docs, {state})"
