@@ -1,0 +1,262 @@
+"""Loading a test collection by name: :func:`load_dataset` and the lazy :class:`DatasetHandle`.
+
+Every name goes through ``ir_datasets``. With ``LATEINT_DATA`` set, the ids that the local folder
+covers are served offline:
+
+* ``msmarco-passage/trec-dl-2019/judged`` resolves to
+  ``lateint/msmarco-passage-dl19-subset/trec-dl-2019/judged``, the 43 judged queries over the
+  10,852 passages the local first-stage runs retrieved (not the full collection);
+* ``beir/scifact`` (``/train``, ``/test``) and ``cranfield`` are the built-in ids, with the original
+  downloads copied from the local folder into the ``ir_datasets`` home.
+
+Any other id (and every id when ``LATEINT_DATA`` is unset) is plain ``ir_datasets.load(name)``,
+which downloads on first access.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lateint.data import msmarco_subset
+from lateint.data.irds_home import import_ir_datasets, ir_datasets_home, seed_file
+from lateint.data.local_share import DATA_ENV, data_root, original_file_for, require_file
+from lateint.data.run_types import Qrels, RankedLists, Run
+from lateint.errors import InputError, LateintError, MissingResourceError
+
+def official_relevance_level(irds_id: str) -> int:
+    """The lowest grade binary measures count as relevant for a collection.
+
+    2 for the TREC DL passage tasks (graded 0-3, where the track's official binary measures
+    treat grade 1, "related", as not relevant), 1 for everything else, the TREC DL document
+    tasks included.
+    """
+    return 2 if "trec-dl" in irds_id and "passage" in irds_id else 1
+
+
+def resolve_dataset_id(name: str) -> str:
+    """The ``ir_datasets`` id that serves ``name``, preparing local files on the way.
+
+    With ``LATEINT_DATA`` set, TREC DL 2019 judged resolves to the local subset (registered on
+    first use) and the built-in ids with original files in the local folder get those files
+    copied into the ``ir_datasets`` home. Every other name is returned unchanged.
+
+    Raises:
+        MissingResourceError: ``LATEINT_DATA`` is set but lacks the files this name needs.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise InputError(f"a dataset name must be a non-empty string, got {name!r}")
+    name = name.strip()
+    root = data_root()
+    if name == msmarco_subset.SUBSET_ID or name.startswith(msmarco_subset.SUBSET_ID + "/"):
+        msmarco_subset.ensure_registered()
+        return name
+    if root is not None and name in msmarco_subset.SUBSET_ALIASES:
+        msmarco_subset.ensure_registered()
+        return msmarco_subset.SUBSET_ALIASES[name]
+    original = original_file_for(name)
+    if root is not None and original is not None:
+        destination = ir_datasets_home() / original.home_path
+        if not destination.is_file():
+            seed_file(require_file(root, original.share_path, f"dataset {name!r}"), destination)
+    return name
+
+
+@dataclass(eq=False)
+class DatasetHandle:
+    """A test collection, read lazily through ``ir_datasets`` and cached once read.
+
+    Attributes:
+        name: the name the dataset was asked for.
+        irds_id: the ``ir_datasets`` id that serves it.
+        official_relevance_level: lowest grade binary measures (MRR, MAP, recall) count as
+            relevant: 2 on TREC DL, 1 otherwise.
+        note: what the collection is, where it differs from the id's usual meaning.
+    """
+
+    name: str
+    irds_id: str
+    official_relevance_level: int = 1
+    note: str = ""
+    _dataset: Any = field(default=None, init=False, repr=False)
+    _queries: dict[str, str] | None = field(default=None, init=False, repr=False)
+    _qrels: Qrels | None = field(default=None, init=False, repr=False)
+    _store: Any = field(default=None, init=False, repr=False)
+
+    @property
+    def description(self) -> str:
+        """Same as :attr:`note`."""
+        return self.note
+
+    @property
+    def dataset(self) -> Any:
+        """The underlying ``ir_datasets`` dataset object."""
+        if self._dataset is None:
+            ir_datasets = import_ir_datasets()
+            self._dataset = ir_datasets.load(self.irds_id)
+        return self._dataset
+
+    def _require(self, part: str) -> None:
+        if not getattr(self.dataset, f"has_{part}")():
+            raise InputError(f"dataset {self.irds_id!r} has no {part}; pick a subset that has them "
+                             f"(for BEIR, e.g. 'beir/scifact/test' rather than 'beir/scifact')")
+
+    @contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        """Turn a failed download or a missing file inside ``ir_datasets`` into a clear error."""
+        try:
+            yield
+        except LateintError:
+            raise
+        except Exception as error:
+            if not _looks_like_missing_data(error):
+                raise
+            if data_root() is None:
+                advice = (f"ir_datasets could not obtain them ({error!s:.300}); without access to the "
+                          f"dataset hosts, set {DATA_ENV} to a folder of local collection files")
+            else:
+                advice = (f"{DATA_ENV} is set but provides no local copy of this dataset, and ir_datasets "
+                          f"could not obtain it ({error!s:.300})")
+            raise MissingResourceError(f"the {what} of {self.irds_id!r} are not available: {advice}") from error
+
+    def queries(self) -> dict[str, str]:
+        """Query id -> query text, in the dataset's order."""
+        if self._queries is None:
+            self._require("queries")
+            with self._reading("queries"):
+                self._queries = {query.query_id: _text_of(query) for query in self.dataset.queries_iter()}
+        return dict(self._queries)
+
+    def qrels(self) -> Qrels:
+        """Query id -> document id -> relevance grade."""
+        if self._qrels is None:
+            self._require("qrels")
+            qrels: Qrels = {}
+            with self._reading("qrels"):
+                for qrel in self.dataset.qrels_iter():
+                    qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
+            self._qrels = qrels
+        return {qid: dict(judged) for qid, judged in self._qrels.items()}
+
+    def docs_store(self) -> Any:
+        """The ``ir_datasets`` docstore (random access by document id), built on first use."""
+        if self._store is None:
+            self._require("docs")
+            with self._reading("documents"):
+                store = self.dataset.docs_store()
+                build = getattr(store, "build", None)
+                if callable(build):
+                    build()
+            self._store = store
+        return self._store
+
+    def doc_count(self) -> int:
+        """Number of documents in the collection."""
+        with self._reading("documents"):
+            return int(self.docs_store().count())
+
+    def doc_text(self, doc_ids: Iterable[str]) -> dict[str, str]:
+        """Document id -> text (title and body where the collection has both).
+
+        Raises:
+            InputError: some ids are not in the collection.
+        """
+        wanted = list(dict.fromkeys(doc_ids))
+        with self._reading("documents"):
+            found = self.docs_store().get_many(wanted)
+        missing = [doc_id for doc_id in wanted if doc_id not in found]
+        if missing:
+            raise InputError(f"{len(missing)} document id(s) are not in {self.irds_id!r}: "
+                             f"{_sample(missing)}")
+        return {doc_id: _text_of(found[doc_id]) for doc_id in wanted}
+
+    def scoreddocs(self) -> Run:
+        """The dataset's own first-stage ranking (``scoreddocs``) as a run."""
+        from lateint.data.runs import RunAccumulator
+
+        self._require("scoreddocs")
+        accumulator = RunAccumulator(source=f"scoreddocs of {self.irds_id}")
+        with self._reading("scoreddocs"):
+            for scored in self.dataset.scoreddocs_iter():
+                accumulator.add(scored.query_id, scored.doc_id, float(scored.score))
+        return accumulator.run()
+
+    def candidates(self, run: str | Path | Mapping[str, Any] | None = None, depth: int | None = 100) -> RankedLists:
+        """The documents to re-rank for each query, best first.
+
+        Args:
+            run: a first-stage run: ``None`` for the dataset's scoreddocs, the name of a run known
+                for this dataset (see :func:`lateint.data.first_stage.named_runs`), the path of a
+                TREC run file, or a run already in memory (query id -> document id -> score).
+            depth: keep this many documents per query (``None`` keeps all).
+
+        Returns:
+            query id -> ``[(doc_id, score), ...]`` ordered by score descending, ties by document
+            id; queries the run does not cover are absent.
+
+        Raises:
+            InputError: the run names queries the dataset does not have, or depth is not positive.
+        """
+        from lateint.data.first_stage import first_stage_run
+        from lateint.data.run_types import rank_run
+
+        if depth is not None and (not isinstance(depth, int) or depth < 1):
+            raise InputError(f"depth must be a positive integer or None, got {depth!r}")
+        return rank_run(first_stage_run(self, run), depth)
+
+
+def _looks_like_missing_data(error: Exception) -> bool:
+    # ir_datasets reports an impossible download as RuntimeError('All download sources failed', ...)
+    # and an absent local file or an unreachable host as an OSError subclass.
+    if isinstance(error, OSError):
+        return True
+    return isinstance(error, RuntimeError) and "download" in str(error).lower()
+
+
+def _text_of(record: Any) -> str:
+    default_text = getattr(record, "default_text", None)
+    return default_text() if callable(default_text) else record.text
+
+
+def _sample(items: list[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(item) for item in items[:limit])
+    return shown + (f" ... ({len(items) - limit} more)" if len(items) > limit else "")
+
+
+def load_dataset(name: str) -> DatasetHandle:
+    """A lazy handle on the test collection ``name`` (an ``ir_datasets`` id).
+
+    With ``LATEINT_DATA`` set, ``msmarco-passage/trec-dl-2019/judged`` is served by the local
+    subset ``lateint/msmarco-passage-dl19-subset/trec-dl-2019/judged``: the official 43 queries and
+    qrels, but only the 10,852 passages the local first-stage runs retrieved (the handle's
+    ``note`` says so), which is all that re-ranking those runs needs. ``beir/scifact`` and
+    ``cranfield`` ids are served from the local original files. Without ``LATEINT_DATA`` every id is
+    plain ``ir_datasets.load(name)``.
+
+    Nothing is read until an accessor is called; an accessor whose data would have to be
+    downloaded, where that download fails, raises :class:`MissingResourceError` saying to set
+    ``LATEINT_DATA``. When ``LATEINT_DATA`` is set and ``IR_DATASETS_HOME`` is not, the first call
+    sets ``IR_DATASETS_HOME`` to ``$LATEINT_CACHE/ir_datasets`` (see :mod:`lateint.data.irds_home`).
+
+    Raises:
+        InputError: ``ir_datasets`` knows no dataset of that name.
+        MissingResourceError: ``LATEINT_DATA`` is set but lacks the files the dataset needs.
+    """
+    irds_id = resolve_dataset_id(name)
+    ir_datasets = import_ir_datasets()
+    try:
+        dataset = ir_datasets.load(irds_id)
+    except KeyError:
+        known = list(ir_datasets.registry)
+        close = difflib.get_close_matches(irds_id, known, n=5, cutoff=0.6)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise InputError(f"unknown dataset {name!r}: ir_datasets has no such id{hint}") from None
+    note = msmarco_subset.SUBSET_NOTE if irds_id.startswith(msmarco_subset.SUBSET_ID) else ""
+    handle = DatasetHandle(name=name.strip(), irds_id=irds_id,
+                           official_relevance_level=official_relevance_level(irds_id), note=note)
+    handle._dataset = dataset
+    return handle
