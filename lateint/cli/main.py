@@ -10,7 +10,12 @@ from lateint.errors import LateintError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from lateint.cli.cache import add_cache_command
     from lateint.cli.demo import add_demo_command
+    from lateint.cli.rerank import add_rerank_command
+    from lateint.cli.sweep import add_sweep_command
+    from lateint.evaluation.cli import add_evaluate_command
+    from lateint.training.cli import add_train_command
 
     parser = argparse.ArgumentParser(
         prog="lateint",
@@ -18,6 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_demo_command(sub)
+    add_cache_command(sub)
+    add_rerank_command(sub)
+    add_evaluate_command(sub)
+    add_sweep_command(sub)
+    add_train_command(sub)
     return parser
 
 

@@ -1,0 +1,112 @@
+"""``lateint cache build | info | verify``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from lateint.cli.common import add_model_arguments, load_ranker
+
+
+def add_cache_command(subparsers) -> None:
+    p = subparsers.add_parser("cache", help="build, inspect and verify document caches")
+    sub = p.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+
+    b = sub.add_parser("build", help="encode a collection's documents once and store them",
+                       description="Compute the ranker's document representations at its split and store them. "
+                                   "Rerunning the same command resumes an interrupted build.")
+    add_model_arguments(b)
+    b.add_argument("--dataset", required=True, help="ir_datasets id whose documents are cached")
+    b.add_argument("--first-stage", default=None,
+                   help="cache only the candidates of this run (a run name or TREC file); default: every document")
+    b.add_argument("--depth", type=int, default=100, help="candidates per query with --first-stage (default 100)")
+    b.add_argument("--out", required=True, type=Path, help="cache folder")
+    b.add_argument("--storage", default="fp16", choices=("fp32", "fp16", "int8"))
+    b.add_argument("--precompute", default="none", choices=("none", "kv"),
+                   help="also store the first joint layer's document keys/values (0 < L < T)")
+    b.add_argument("--compress-dim", type=int, default=None,
+                   help="train a PreTTR compressor to this many dims on the first documents and store compressed states")
+    b.add_argument("--compress-docs", type=int, default=2000, help="documents the compressor is trained on")
+    b.add_argument("--compress-steps", type=int, default=400)
+    b.add_argument("--batch-size", type=int, default=64)
+    b.set_defaults(func=run_build)
+
+    i = sub.add_parser("info", help="sizes and settings of a cache")
+    i.add_argument("path", type=Path)
+    i.add_argument("--json", action="store_true", help="print the full JSON")
+    i.set_defaults(func=run_info)
+
+    v = sub.add_parser("verify", help="recompute every shard checksum")
+    v.add_argument("path", type=Path)
+    v.set_defaults(func=run_verify)
+
+
+def _documents(args):
+    from lateint.data import load_dataset
+    from lateint.pipeline.rerank_run import candidate_docs
+
+    ds = load_dataset(args.dataset)
+    if args.first_stage is None:
+        store_count = ds.doc_count()
+
+        def stream():
+            for doc in ds.dataset.docs_iter():
+                yield doc.doc_id, getattr(doc, "text", None) or getattr(doc, "body", "") or ""
+
+        return stream(), store_count
+    ids = candidate_docs(ds.candidates(args.first_stage, args.depth))
+    texts = ds.doc_text(ids)
+    return ((d, texts[d]) for d in ids), len(ids)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from lateint.cache.compression import train_compressor
+    from lateint.cache.doc_cache import DocCache
+
+    ranker = load_ranker(args)
+    compressor = None
+    if args.compress_dim:
+        docs, _ = _documents(args)
+        sample = [t for _, t in zip(range(args.compress_docs), docs)]
+        sample = [t for _, t in sample]
+        compressor, info = train_compressor(ranker, sample, args.compress_dim, steps=args.compress_steps, seed=args.seed, progress=True)
+        print(f"compressor e={info.dim}: reconstruction MSE {info.initial_mse:.4f} -> {info.final_mse:.4f} "
+              f"on {info.tokens} token states of {info.documents} documents")
+    docs, total = _documents(args)
+    cache = DocCache.build(ranker, docs, args.out, storage=args.storage, compressor=compressor,
+                           precompute=args.precompute, batch_size=args.batch_size, total=total)
+    s = cache.last_build
+    print(f"{args.out}: {len(cache)} documents ({s.documents_added} added, {s.documents_skipped} already there) "
+          f"in {s.seconds:.1f} s, {s.docs_per_second:.1f} docs/s, {s.tokens_per_second:.0f} tokens/s")
+    _print_info(cache.info())
+    return 0
+
+
+def _print_info(info: dict) -> None:
+    print(f"documents: {info['docs']}  shards: {info['shards']}  bytes: {info['bytes']:,}")
+    settings = info.get("settings", {})
+    print("settings: " + ", ".join(f"{k}={v}" for k, v in settings.items() if k != "head"))
+    for name, f in info["fields"].items():
+        dims = f["shape"][0] if f["shape"] else 1
+        print(f"  {name}: {f['codec']} x {f['shape']}, {f['tokens']:,} tokens, {f['bytes_per_token']:.1f} B/token "
+              f"({f['bytes_per_token'] / dims:.3f} B per dim), {f['bytes_per_doc']:.0f} B/doc")
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from lateint.cache.doc_cache import DocCache
+
+    info = DocCache.open(args.path).info()
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        _print_info(info)
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from lateint.cache.doc_cache import DocCache
+
+    result = DocCache.open(args.path).verify()
+    print(f"{args.path}: every checksum matches ({', '.join(f'{k} {v}' for k, v in result.items())})")
+    return 0

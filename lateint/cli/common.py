@@ -1,0 +1,42 @@
+"""Arguments that several commands share: which model, at which split, with which head."""
+
+from __future__ import annotations
+
+import argparse
+
+from lateint.checkpoints import DEFAULT_MODEL
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model --split --head --pooling --crossing --layout --num-layers --max-*-length --device``."""
+    g = parser.add_argument_group("model")
+    g.add_argument("--model", default=DEFAULT_MODEL, help="hub id or folder (default: %(default)s, packaged)")
+    g.add_argument("--split", type=int, default=None, help="L, lower layers run separately (default: the checkpoint's)")
+    g.add_argument("--head", default=None, choices=("cls", "twin", "maxsim", "dipair"))
+    g.add_argument("--pooling", default=None, choices=("cls", "mean", "weighted"))
+    g.add_argument("--crossing", default=None, choices=("cosine", "dot", "residual"))
+    g.add_argument("--layout", default=None, choices=("packed", "offset", "restart", "separate"))
+    g.add_argument("--num-layers", type=int, default=None, help="use only the first T layers")
+    g.add_argument("--max-query-length", type=int, default=None)
+    g.add_argument("--max-doc-length", type=int, default=None)
+    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    g.add_argument("--seed", type=int, default=0, help="seed for weights not in the checkpoint (default 0)")
+
+
+def load_ranker(args: argparse.Namespace):
+    """The :class:`~lateint.SplitRanker` the model arguments describe."""
+    import torch
+
+    from lateint import SplitRanker
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else None)
+    return SplitRanker.from_pretrained(
+        args.model, split=args.split, head=args.head, pooling=args.pooling, crossing=args.crossing,
+        layout=args.layout, num_layers=args.num_layers, max_query_length=args.max_query_length,
+        max_doc_length=args.max_doc_length, device=device, seed=args.seed,
+    )
+
+
+def model_label(name_or_path: str) -> str:
+    """A short label for a model: the last path component or hub name."""
+    return str(name_or_path).rstrip("/").split("/")[-1]

@@ -1,0 +1,35 @@
+"""``lateint sweep [CONFIG] --out DIR``: a sweep over interaction depth."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_sweep_command(subparsers) -> None:
+    p = subparsers.add_parser(
+        "sweep", help="re-rank, evaluate, time and size every point of a sweep over interaction depth",
+        description="Run a sweep from a TOML config (default: the built-in DL19 sweep of the packaged MiniLM at "
+                    "every split). Writes results.json, table.md and pareto.png into --out; rerunning resumes.")
+    p.add_argument("config", nargs="?", type=Path, default=None, help="sweep TOML file (default: built-in)")
+    p.add_argument("--out", type=Path, default=Path("lateint-out/sweep"), help="output folder (default: %(default)s)")
+    p.add_argument("--max-queries", type=int, default=None, help="only the first N queries (a quick look)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_sweep_command)
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    from lateint.sweep import load_sweep_config, run_sweep
+
+    config = load_sweep_config(args.config)
+    if args.max_queries:
+        config.data.max_queries = args.max_queries
+    print(f"sweep {config.name!r}: {len(config.models)} model(s), heads "
+          f"{[h.label() for h in config.points.heads]}, splits {config.points.splits}, storage {config.points.storage}, "
+          f"{config.data.dataset} / {config.data.first_stage} top-{config.data.depth}")
+    results = run_sweep(config, args.out, progress=not args.no_progress)
+    print()
+    print((args.out / "table.md").read_text())
+    print(f"results: {args.out / 'results.json'}\ntable:   {args.out / 'table.md'}\nplot:    {args.out / 'pareto.png'}")
+    print(f"took {results['seconds_this_run']:.0f} s")
+    return 0

@@ -1,0 +1,1 @@
+"""End-to-end jobs built from the package parts: re-ranking a dataset, sweeps."""

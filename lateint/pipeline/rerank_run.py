@@ -1,0 +1,178 @@
+"""Re-ranking a first-stage run of a dataset into a TREC run, resumably.
+
+Documents are encoded once into a :class:`~lateint.DocCache` (the offline part, itself
+resumable), then each query is re-ranked from the cache and written to the run as soon as it is
+scored (the online part). Rerunning the same command skips the queries already in the run.
+Where the layout makes document states depend on the query (``packed`` at L > 0), there is
+nothing to cache and pairs are scored end to end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from lateint.data.datasets import DatasetHandle
+from lateint.data.run_types import RankedLists
+from lateint.data.runs import ResumableRunWriter, check_run_queries
+from lateint.errors import InputError
+
+
+@dataclass
+class RerankReport:
+    """What a re-rank job did and measured.
+
+    Attributes:
+        run_path: the TREC run written.
+        queries: queries in the run (including ones done by an earlier, interrupted job).
+        scored_now: queries scored by this job.
+        latencies_ms: per-query re-rank time of the queries scored now (query encoding, cache
+            reads, joint layers and head; not the offline cache build).
+        cache_path: the document cache used, if any.
+        cache_bytes_per_doc: stored bytes per document (0 without a cache).
+        cache_build_seconds: time spent building the cache in this job.
+        candidates_per_query: mean number of candidates.
+    """
+
+    run_path: str
+    queries: int
+    scored_now: int
+    latencies_ms: list[float] = field(default_factory=list)
+    cache_path: str | None = None
+    cache_bytes_per_doc: float = 0.0
+    cache_build_seconds: float = 0.0
+    candidates_per_query: float = 0.0
+
+    @property
+    def mean_latency_ms(self) -> float:
+        return statistics.fmean(self.latencies_ms) if self.latencies_ms else float("nan")
+
+    @property
+    def median_latency_ms(self) -> float:
+        return statistics.median(self.latencies_ms) if self.latencies_ms else float("nan")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["mean_latency_ms"] = self.mean_latency_ms
+        d["median_latency_ms"] = self.median_latency_ms
+        return d
+
+
+def run_tag(ranker, model_name: str, storage: str) -> str:
+    """A TREC run tag naming the model and configuration (no spaces)."""
+    c = ranker.config
+    parts = [model_name.replace("/", "_"), f"L{ranker.split}of{ranker.num_layers}", c.head.kind]
+    if c.head.kind == "twin":
+        parts += [c.head.pooling, c.head.crossing]
+    parts += [c.split.layout, storage]
+    return "-".join(parts)
+
+
+def candidate_docs(candidates: RankedLists) -> list[str]:
+    """Every document id in the candidate lists, once, in first-seen order."""
+    return list(dict.fromkeys(doc for ranked in candidates.values() for doc, _ in ranked))
+
+
+def cache_folder_for(root: Path, ranker, storage: str, doc_ids: list[str], dataset: str) -> Path:
+    """A cache folder name that changes whenever the configuration or the document set does."""
+    c = ranker.config
+    key = json.dumps([c.to_dict(), storage, dataset, hashlib.sha256("\n".join(sorted(doc_ids)).encode()).hexdigest()])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return root / f"L{ranker.split}-{c.head.kind}-{storage}-{digest}"
+
+
+def rerank_dataset(
+    ranker,
+    dataset: DatasetHandle,
+    candidates: RankedLists,
+    out: str | Path,
+    *,
+    tag: str,
+    cache_root: str | Path | None = None,
+    storage: str = "fp16",
+    batch_size: int = 128,
+    progress: bool = True,
+) -> RerankReport:
+    """Re-rank ``candidates`` of ``dataset`` with ``ranker`` into the TREC run ``out``.
+
+    Args:
+        ranker: the :class:`~lateint.SplitRanker`.
+        dataset: the dataset (queries and document texts).
+        candidates: query id -> ranked ``(doc_id, score)`` from the first stage.
+        out: the run file; if it exists from an interrupted job, its queries are skipped.
+        tag: the run tag.
+        cache_root: where document caches live (default: beside the run, ``<out>.caches``).
+        storage: cache storage (``fp32``, ``fp16``, ``int8``).
+        batch_size: candidates per joint batch.
+        progress: show progress bars.
+
+    Raises:
+        InputError: the candidates name queries the dataset does not have, or are empty.
+    """
+    from lateint.cache.doc_cache import DocCache
+
+    out = Path(out)
+    if not candidates or not any(candidates.values()):
+        raise InputError("the first-stage run is empty: there is nothing to re-rank.")
+    queries = dataset.queries()
+    check_run_queries(candidates, queries.keys(), source="first-stage run")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report = RerankReport(str(out), 0, 0)
+    report.candidates_per_query = statistics.fmean(len(v) for v in candidates.values())
+    with ResumableRunWriter(out, tag) as writer:
+        pending = writer.pending(candidates.keys())
+        cache = None
+        cacheable = not (ranker.pair_tokenizer.doc_positions_depend_on_query and ranker.split > 0)
+        if pending and cacheable:
+            todo = {q: candidates[q] for q in pending}
+            doc_ids = candidate_docs(todo)
+            root = Path(cache_root) if cache_root is not None else out.with_name(out.name + ".caches")
+            folder = cache_folder_for(root, ranker, storage, candidate_docs(candidates), dataset.irds_id)
+            start = time.perf_counter()
+            texts = dataset.doc_text(doc_ids)
+            missing = [d for d in doc_ids if d not in texts]
+            if missing:
+                raise InputError(f"{len(missing)} candidate documents are not in {dataset.irds_id!r}, e.g. {missing[:5]}.")
+            cache = DocCache.build(ranker, ((d, texts[d]) for d in doc_ids), folder, storage=storage,
+                                   batch_size=64, progress=progress, total=len(doc_ids))
+            report.cache_build_seconds = time.perf_counter() - start
+            report.cache_path = str(folder)
+            info = cache.info()
+            report.cache_bytes_per_doc = sum(f["bytes"] for f in info["fields"].values()) / max(1, info["docs"])
+        bar = pending
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(pending, desc=f"re-rank L={ranker.split}", unit="query")
+        for qid in bar:
+            ranked = candidates[qid]
+            doc_ids = [d for d, _ in ranked]
+            start = time.perf_counter()
+            if cache is not None:
+                scores = ranker.rerank(queries[qid], doc_ids, cache, batch_size=batch_size)
+            else:
+                texts = dataset.doc_text(doc_ids)
+                values = ranker.score([queries[qid]] * len(doc_ids), [texts[d] for d in doc_ids], batch_size=batch_size)
+                scores = dict(zip(doc_ids, values.tolist()))
+            report.latencies_ms.append((time.perf_counter() - start) * 1000)
+            writer.write(qid, scores)
+            report.scored_now += 1
+        report.queries = len(writer.done)
+    return report
+
+
+def torch_threads() -> int:
+    """The number of threads torch computes with (recorded with latencies)."""
+    return torch.get_num_threads()
+
+
+def as_run(candidates: Mapping[str, list]) -> dict[str, dict[str, float]]:
+    """Ranked lists back to a plain run dict."""
+    return {q: dict(v) for q, v in candidates.items()}

@@ -1,0 +1,160 @@
+"""Sweep configuration: small dataclasses read from a TOML file.
+
+A sweep file has the sections ``[sweep]`` (name, seed), ``[[models]]`` (path, name, optional
+num_layers and lengths), ``[points]`` (splits: a list or ``"all"``, storage options, and
+``[[points.heads]]`` tables with ``head`` and its options), ``[data]`` (dataset, first_stage,
+depth, max_queries) and ``[evaluation]`` (metrics, primary metric, correction, stat_test). See
+``lateint/sweep/default.toml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lateint.errors import ConfigError, MissingResourceError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
+
+
+@dataclass
+class ModelSpec:
+    """A model swept over: where it is and how it is cut."""
+
+    path: str
+    name: str = ""
+    num_layers: int | None = None
+    max_query_length: int | None = None
+    max_doc_length: int | None = None
+
+    def label(self) -> str:
+        return self.name or str(self.path).rstrip("/").split("/")[-1]
+
+
+@dataclass
+class HeadSpec:
+    """A head and its options (``pooling``, ``crossing``, ``maxsim_dim`` ...)."""
+
+    head: str = "cls"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def label(self) -> str:
+        if self.head == "twin":
+            return f"twin-{self.options.get('pooling', 'mean')}-{self.options.get('crossing', 'cosine')}"
+        return self.head
+
+
+@dataclass
+class PointsSpec:
+    """Which points: splits (``"all"`` = 0..T), heads and storage options."""
+
+    splits: list[int] | str = "all"
+    heads: list[HeadSpec] = field(default_factory=lambda: [HeadSpec()])
+    storage: list[str] = field(default_factory=lambda: ["fp16"])
+
+
+@dataclass
+class DataSpec:
+    """What is re-ranked."""
+
+    dataset: str = "msmarco-passage/trec-dl-2019/judged"
+    first_stage: str | None = "bm25"
+    depth: int = 100
+    max_queries: int | None = None
+
+
+@dataclass
+class EvaluationSpec:
+    """How runs are compared."""
+
+    metrics: list[str] = field(default_factory=lambda: ["nDCG@10", "MRR@10", "MAP", "R@100"])
+    primary: str = "nDCG@10"
+    correction: str = "holm"
+    stat_test: str = "student"
+    alpha: float = 0.05
+
+
+@dataclass
+class SweepConfig:
+    """A whole sweep."""
+
+    name: str = "sweep"
+    seed: int = 0
+    models: list[ModelSpec] = field(default_factory=list)
+    points: PointsSpec = field(default_factory=PointsSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+    evaluation: EvaluationSpec = field(default_factory=EvaluationSpec)
+    batch_size: int = 128
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls, data: Any, where: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"[{where}] must be a table, got {type(data).__name__}.")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"unknown key(s) {sorted(unknown)} in [{where}]; valid keys are {sorted(names)}.")
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise ConfigError(f"[{where}]: {exc}") from None
+
+
+def _head(data: Any) -> HeadSpec:
+    if not isinstance(data, dict) or "head" not in data:
+        raise ConfigError(f"each [[points.heads]] entry needs a 'head' key, got {data!r}.")
+    options = {k: v for k, v in data.items() if k != "head"}
+    return HeadSpec(data["head"], options)
+
+
+def parse_sweep_config(raw: dict[str, Any]) -> SweepConfig:
+    """A :class:`SweepConfig` from parsed TOML, with every key checked."""
+    known = {"sweep", "models", "points", "data", "evaluation"}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"unknown section(s) {sorted(unknown)}; valid sections are {sorted(known)}.")
+    top = raw.get("sweep", {})
+    bad = set(top) - {"name", "seed", "batch_size"}
+    if bad:
+        raise ConfigError(f"unknown key(s) {sorted(bad)} in [sweep]; valid keys are ['batch_size', 'name', 'seed'].")
+    models = [_build(ModelSpec, m, "models") for m in raw.get("models", [])]
+    if not models:
+        raise ConfigError("a sweep needs at least one [[models]] entry with a 'path'.")
+    points_raw = dict(raw.get("points", {}))
+    heads = [_head(h) for h in points_raw.pop("heads", [{"head": "cls"}])]
+    points = _build(PointsSpec, points_raw, "points")
+    points.heads = heads
+    if isinstance(points.splits, str) and points.splits != "all":
+        raise ConfigError(f"points.splits must be a list of integers or \"all\", got {points.splits!r}.")
+    for s in points.storage:
+        if s not in ("fp32", "fp16", "int8"):
+            raise ConfigError(f"points.storage has {s!r}; use fp32, fp16 or int8.")
+    return SweepConfig(
+        name=top.get("name", "sweep"), seed=int(top.get("seed", 0)), batch_size=int(top.get("batch_size", 128)),
+        models=models, points=points,
+        data=_build(DataSpec, raw.get("data", {}), "data"),
+        evaluation=_build(EvaluationSpec, raw.get("evaluation", {}), "evaluation"),
+    )
+
+
+def load_sweep_config(path: str | Path | None = None) -> SweepConfig:
+    """Read a sweep TOML file (the built-in default when ``path`` is None)."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    if not path.is_file():
+        raise MissingResourceError(f"sweep config {path} does not exist.")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    return parse_sweep_config(raw)

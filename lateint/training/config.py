@@ -1,0 +1,495 @@
+"""Configuration of a training run, as small dataclasses composed into one :class:`TrainConfig`.
+
+A run is described by a TOML file: top-level keys are :class:`TrainConfig` fields, and the tables
+``[optim]``, ``[data]``, ``[loss]``, ``[distill]``, ``[dial]``, ``[checkpoint]`` and
+``[head_options]`` fill the sub-settings. Unknown keys are errors, so a typo never silently falls
+back to a default. The config is saved next to the results (``train_config.toml``), and that file
+loads back to an equal config.
+
+Example::
+
+    model = "cross-encoder/ms-marco-MiniLM-L-6-v2"
+    split = 3
+    steps = 2000
+    batch_size = 8
+    output = "runs/minilm-L3"
+
+    [data]
+    dataset = "msmarco-passage/train/judged"
+    negatives = 7
+
+    [loss]
+    hard = "listwise_ce"
+    soft = "margin_mse"
+
+    [distill]
+    teacher = "cross-encoder/ms-marco-MiniLM-L-12-v2"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from lateint.errors import ConfigError, MissingResourceError
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+CONFIG_FILE_NAME = "train_config.toml"
+SCHEDULES = ("linear", "constant")
+NEGATIVE_SOURCES = ("run", "in_batch")
+STUDENT_SELECTIONS = ("every_other", "first_k")
+AMP_MODES = ("no", "bf16", "fp16")
+HARD_LOSSES = ("listwise_ce", "bce", "ranknet", "hinge")
+SOFT_LOSSES = ("kl", "mse", "margin_mse")
+
+
+@dataclass
+class OptimSettings:
+    """AdamW with linear warmup and (optionally) linear decay to 0.
+
+    Attributes:
+        lr: peak learning rate.
+        weight_decay: AdamW decoupled weight decay (not applied to biases and LayerNorm weights).
+        warmup_ratio: fraction of the steps spent warming up linearly from 0.
+        warmup_steps: warmup in steps; overrides ``warmup_ratio`` when set.
+        schedule: ``linear`` (decay to 0 at the last step) or ``constant`` after warmup.
+        grad_accum: micro-batches per optimizer step.
+        max_grad_norm: clip the global gradient norm to this; 0 disables clipping.
+        betas, eps: AdamW's.
+    """
+
+    lr: float = 3e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    warmup_steps: int | None = None
+    schedule: str = "linear"
+    grad_accum: int = 1
+    max_grad_norm: float = 1.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+
+
+@dataclass
+class DataSettings:
+    """Where training groups come from and how they are formed.
+
+    A group is one query with one judged positive and ``negatives`` negatives. With
+    ``negative_source = "run"`` the negatives are sampled (with the run's seed) from the top
+    ``depth`` documents of a first-stage run, leaving out documents judged relevant; with
+    ``"in_batch"`` a group holds the positive only and the other groups' positives in the batch
+    serve as negatives.
+
+    Attributes:
+        dataset: a dataset id for :func:`lateint.data.load_dataset` (used by the command line).
+        run: the first-stage run (see :meth:`lateint.data.DatasetHandle.candidates`); None for the
+            dataset's own scoreddocs.
+        depth: how many top documents of the run negatives are drawn from.
+        negatives: n, negatives per group (group size n + 1); 0 with ``in_batch``.
+        negative_source: ``run`` or ``in_batch``.
+        min_relevance: lowest grade counted as a positive.
+        max_positives: at most this many groups (positives) per query; 0 keeps all.
+        max_queries: train on at most this many queries (after the fold split); 0 keeps all.
+        folds: k > 1 splits the queries into k folds (see :func:`lateint.training.groups.kfold`)
+            and trains on all but fold ``fold``; 0 uses every query.
+        fold: which fold is held out.
+        max_query_length, max_doc_length: side lengths in tokens, special tokens included.
+    """
+
+    dataset: str = ""
+    run: str | None = None
+    depth: int = 100
+    negatives: int = 3
+    negative_source: str = "run"
+    min_relevance: int = 1
+    max_positives: int = 0
+    max_queries: int = 0
+    folds: int = 0
+    fold: int = 0
+    max_query_length: int = 32
+    max_doc_length: int = 224
+
+
+@dataclass
+class LossSettings:
+    """Which losses make the objective and how they are weighted.
+
+    ``total = hard_weight · hard + soft_weight · soft + intermediate_weight · intermediate
+    + mimicry_weight · mimicry``, each term present only when enabled.
+
+    Attributes:
+        hard: a hard-label ranking loss (``listwise_ce``, ``bce``, ``ranknet``, ``hinge``), or
+            None (``"none"`` in TOML) for no hard term.
+        soft: a teacher-score loss (``kl``, ``mse``, ``margin_mse``) or None; needs a teacher.
+        hard_weight, soft_weight: weights of those terms.
+        temperature: τ of the ``kl`` soft loss.
+        hinge_margin: margin of the ``hinge`` loss.
+        intermediate: TinyBERT embedding/hidden/attention losses against the teacher's layers.
+        intermediate_weight: weight of the intermediate term.
+        layer_map: ``M + 1`` teacher layer indices (0 = embeddings) for student layers ``0..M``;
+            None maps a student made from the teacher's layers to those layers, else uniformly.
+        intermediate_embedding, intermediate_hidden, intermediate_attention: which parts to use.
+        mimicry: DeFormer's upper-layer mimicry (student and teacher of equal depth and width).
+        mimicry_weight: weight of the mimicry term.
+    """
+
+    hard: str | None = "listwise_ce"
+    soft: str | None = None
+    hard_weight: float = 1.0
+    soft_weight: float = 1.0
+    temperature: float = 1.0
+    hinge_margin: float = 1.0
+    intermediate: bool = False
+    intermediate_weight: float = 1.0
+    layer_map: list[int] | None = None
+    intermediate_embedding: bool = True
+    intermediate_hidden: bool = True
+    intermediate_attention: bool = True
+    mimicry: bool = False
+    mimicry_weight: float = 1.0
+
+
+@dataclass
+class DistillSettings:
+    """The teacher.
+
+    Attributes:
+        teacher: a model folder or hub id, or None for no teacher.
+        teacher_split: the split the teacher runs at (0: a cross-encoder).
+        teacher_layout: the teacher's layout; None for the default of its split.
+        scores_cache: file of cached teacher scores; None for ``teacher_scores.json`` in the
+            output folder.
+        batch_size: pairs per batch when scoring with the teacher.
+    """
+
+    teacher: str | None = None
+    teacher_split: int = 0
+    teacher_layout: str | None = None
+    scores_cache: str | None = None
+    batch_size: int = 64
+
+
+@dataclass
+class DialSettings:
+    """Dial training: sample the split per batch, so that one checkpoint serves every split.
+
+    Attributes:
+        enabled: turn dial training on.
+        splits: the splits to sample from; None for every split the head allows.
+        weights: sampling weights, one per split; None for uniform.
+    """
+
+    enabled: bool = False
+    splits: list[int] | None = None
+    weights: list[float] | None = None
+
+
+@dataclass
+class CheckpointSettings:
+    """Periodic checkpoints, from which a rerun resumes.
+
+    Attributes:
+        every: save every this many optimizer steps; 0 saves only at the end.
+        folder: where checkpoints go; None for ``checkpoints`` in the output folder.
+        keep_last: keep this many most recent checkpoints (older ones are deleted).
+    """
+
+    every: int = 0
+    folder: str | None = None
+    keep_last: int = 2
+
+
+@dataclass
+class TrainConfig:
+    """A whole training run.
+
+    Attributes:
+        model: the student's starting point (a folder or hub id), or, with ``student_layers``,
+            the model whose layers the student keeps.
+        split: L, the split the student trains at (the evaluation split in dial mode).
+        head: head kind for a new head; None keeps the checkpoint's.
+        layout: None for the default layout of the split.
+        head_options: other head settings (``pooling``, ``crossing``, ``maxsim_dim`` ...).
+        num_layers: use the first T layers of ``model`` (also k of ``student_layers = "first_k"``).
+        student_layers: keep only some of ``model``'s layers: ``"every_other"``, ``"first_k"``
+            (needs ``num_layers``) or explicit 0-based indices; None keeps them all.
+        seed: seed of everything random (weights not in the checkpoint, sampling, dropout).
+        steps: optimizer steps.
+        batch_size: groups per micro-batch (per process).
+        device: ``cpu``, ``cuda`` or None (a GPU when there is one).
+        amp: ``no``, ``bf16`` or ``fp16`` (CUDA only).
+        output: the run's folder (final model, logs, config, checkpoints).
+        progress: show a progress bar.
+    """
+
+    model: str = ""
+    split: int = 0
+    head: str | None = None
+    layout: str | None = None
+    head_options: dict[str, Any] = field(default_factory=dict)
+    num_layers: int | None = None
+    student_layers: Union[str, list[int], None] = None
+    seed: int = 0
+    steps: int = 1000
+    batch_size: int = 8
+    device: str | None = None
+    amp: str = "no"
+    output: str = "runs/train"
+    progress: bool = True
+    optim: OptimSettings = field(default_factory=OptimSettings)
+    data: DataSettings = field(default_factory=DataSettings)
+    loss: LossSettings = field(default_factory=LossSettings)
+    distill: DistillSettings = field(default_factory=DistillSettings)
+    dial: DialSettings = field(default_factory=DialSettings)
+    checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
+
+    # -- dict / TOML ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "TrainConfig":
+        """Build from a nested dict (the TOML structure), checking keys and value types.
+
+        Raises:
+            ConfigError: an unknown key (naming it and the valid ones) or a value of the wrong type.
+        """
+        config = _build(cls, data, source)
+        config.validate()
+        return config
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "TrainConfig":
+        """Read a TOML file.
+
+        Raises:
+            MissingResourceError: the file does not exist.
+            ConfigError: invalid TOML, unknown keys, wrong types or inconsistent settings.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise MissingResourceError(f"training config {str(path)!r} does not exist.")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+        return cls.from_dict(data, source=str(path))
+
+    def to_toml(self) -> str:
+        """This config as TOML text that :meth:`load` reads back to an equal config.
+
+        Unset (None) values are left out: they are the defaults.
+        """
+        top, tables = [], []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if dataclasses.is_dataclass(value):
+                lines = []
+                for sub in dataclasses.fields(value):
+                    v = getattr(value, sub.name)
+                    if v is None and sub.default is not None:
+                        v = "none"  # switched off where the default is on (e.g. loss.hard)
+                    if v is not None:
+                        lines.append(f"{sub.name} = {_toml_value(v)}")
+                tables.append(f"[{f.name}]\n" + "\n".join(lines))
+            elif isinstance(value, dict):
+                lines = [f"{k} = {_toml_value(v)}" for k, v in value.items() if v is not None]
+                tables.append(f"[{f.name}]\n" + "\n".join(lines))
+            elif value is not None:
+                top.append(f"{f.name} = {_toml_value(value)}")
+        return "\n".join(top) + "\n\n" + "\n\n".join(tables) + "\n"
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write ``train_config.toml`` into ``folder``; returns its path."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / CONFIG_FILE_NAME
+        path.write_text(self.to_toml(), encoding="utf-8")
+        return path
+
+    # -- checks ---------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Check the settings that can be checked without loading the model.
+
+        Checks that need the model's depth (the split's range, layer indices) happen when the
+        trainer loads it.
+
+        Raises:
+            ConfigError: naming the setting and the accepted values.
+        """
+        if not self.model:
+            raise ConfigError("model is required: a model folder or hub id to start the student from.")
+        _positive_int(self.steps, "steps")
+        _positive_int(self.batch_size, "batch_size")
+        if isinstance(self.split, bool) or not isinstance(self.split, int) or self.split < 0:
+            raise ConfigError(f"split={self.split!r} must be an integer >= 0 (0 is a cross-encoder).")
+        if self.amp not in AMP_MODES:
+            raise ConfigError(f"amp={self.amp!r} is unknown; use one of {', '.join(AMP_MODES)}.")
+        if self.device is not None and not str(self.device).startswith(("cpu", "cuda")):
+            raise ConfigError(f"device={self.device!r} must be 'cpu', 'cuda' or left unset.")
+        if self.amp != "no" and self.device == "cpu":
+            raise ConfigError(f"amp={self.amp!r} needs a CUDA device; use amp='no' on the CPU.")
+        sel = self.student_layers
+        if isinstance(sel, str):
+            if sel not in STUDENT_SELECTIONS:
+                raise ConfigError(
+                    f"student_layers={sel!r} is unknown; use {', '.join(map(repr, STUDENT_SELECTIONS))} "
+                    "or a list of 0-based layer indices."
+                )
+            if sel == "first_k" and not self.num_layers:
+                raise ConfigError("student_layers='first_k' needs num_layers (k).")
+        elif sel is not None and (not sel or any(isinstance(i, bool) or not isinstance(i, int) for i in sel)):
+            raise ConfigError(f"student_layers={sel!r} must be a non-empty list of 0-based layer indices.")
+        o = self.optim
+        if not o.lr > 0:
+            raise ConfigError(f"optim.lr={o.lr} must be positive.")
+        if o.schedule not in SCHEDULES:
+            raise ConfigError(f"optim.schedule={o.schedule!r} is unknown; use one of {', '.join(SCHEDULES)}.")
+        if not 0 <= o.warmup_ratio < 1:
+            raise ConfigError(f"optim.warmup_ratio={o.warmup_ratio} must be in [0, 1).")
+        if o.warmup_steps is not None and o.warmup_steps < 0:
+            raise ConfigError(f"optim.warmup_steps={o.warmup_steps} must be >= 0.")
+        _positive_int(o.grad_accum, "optim.grad_accum")
+        if o.max_grad_norm < 0:
+            raise ConfigError(f"optim.max_grad_norm={o.max_grad_norm} must be >= 0 (0 disables clipping).")
+        d = self.data
+        if d.negative_source not in NEGATIVE_SOURCES:
+            raise ConfigError(
+                f"data.negative_source={d.negative_source!r} is unknown; use one of {', '.join(NEGATIVE_SOURCES)}."
+            )
+        if d.negative_source == "run" and d.negatives < 1:
+            raise ConfigError("data.negatives must be >= 1 with negatives from a run.")
+        if d.negative_source == "in_batch" and d.negatives != 0:
+            raise ConfigError("data.negatives must be 0 with in-batch negatives (the batch provides them).")
+        _positive_int(d.depth, "data.depth")
+        if d.folds == 1 or d.folds < 0:
+            raise ConfigError(f"data.folds={d.folds} must be 0 (no folds) or at least 2.")
+        if d.folds and not 0 <= d.fold < d.folds:
+            raise ConfigError(f"data.fold={d.fold} must be in 0..{d.folds - 1}.")
+        loss = self.loss
+        if loss.hard is not None and loss.hard not in HARD_LOSSES:
+            raise ConfigError(f"loss.hard={loss.hard!r} is unknown; use one of {', '.join(HARD_LOSSES)}.")
+        if loss.soft is not None and loss.soft not in SOFT_LOSSES:
+            raise ConfigError(f"loss.soft={loss.soft!r} is unknown; use one of {', '.join(SOFT_LOSSES)}.")
+        if loss.hard is None and loss.soft is None and not loss.intermediate and not loss.mimicry:
+            raise ConfigError("the objective is empty: set loss.hard, loss.soft, loss.intermediate or loss.mimicry.")
+        if not loss.temperature > 0:
+            raise ConfigError(f"loss.temperature={loss.temperature} must be positive.")
+        for name in ("hard_weight", "soft_weight", "intermediate_weight", "mimicry_weight"):
+            if not getattr(loss, name) >= 0:
+                raise ConfigError(f"loss.{name} must be non-negative.")
+        needs_teacher = loss.soft is not None or loss.intermediate or loss.mimicry
+        if needs_teacher and not self.distill.teacher:
+            raise ConfigError("loss.soft, loss.intermediate and loss.mimicry need a teacher: set distill.teacher.")
+        if d.negative_source == "in_batch" and needs_teacher:
+            raise ConfigError(
+                "in-batch negatives work with hard-label losses only (the teacher has no score for "
+                "cross pairs); use negatives from a run for distillation."
+            )
+        if loss.intermediate and not (
+            loss.intermediate_embedding or loss.intermediate_hidden or loss.intermediate_attention
+        ):
+            raise ConfigError("loss.intermediate is on but all of its parts are off.")
+        dial = self.dial
+        if dial.enabled and dial.weights is not None:
+            if dial.splits is None or len(dial.weights) != len(dial.splits):
+                raise ConfigError("dial.weights needs dial.splits, one weight per split.")
+            if any(not w >= 0 for w in dial.weights) or not sum(dial.weights) > 0:
+                raise ConfigError("dial.weights must be non-negative with a positive sum.")
+        if dial.enabled and dial.splits is not None and not dial.splits:
+            raise ConfigError("dial.splits is empty.")
+        if self.checkpoint.every < 0:
+            raise ConfigError("checkpoint.every must be >= 0 (0 saves only at the end).")
+        _positive_int(self.checkpoint.keep_last, "checkpoint.keep_last")
+        _positive_int(self.distill.batch_size, "distill.batch_size")
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _positive_int(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name}={value!r} must be a positive integer.")
+
+
+def _is_union(hint: Any) -> bool:
+    return get_origin(hint) in (Union, types.UnionType)
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    """Whether a TOML value fits a (simple) type hint."""
+    if hint is Any:
+        return True
+    origin = get_origin(hint)
+    if _is_union(hint):
+        return any(_type_ok(value, h) for h in get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        (item,) = get_args(hint) or (Any,)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _build(cls: type, data: Any, where: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a table of settings, got {type(data).__name__}.")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in hints:
+            raise ConfigError(f"{where}: unknown key {key!r}; valid keys are {', '.join(names)}.")
+        hint = hints[key]
+        if value == "none" and _is_union(hint) and type(None) in get_args(hint):
+            value = None  # TOML has no null; "none" switches an optional setting off
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, f"{where} [{key}]")
+            continue
+        if not _type_ok(value, hint):
+            raise ConfigError(f"{where}: {key}={value!r} has the wrong type; expected {_hint_name(hint)}.")
+        if isinstance(value, int) and not isinstance(value, bool) and (
+            hint is float or (_is_union(hint) and float in get_args(hint) and int not in get_args(hint))
+        ):
+            value = float(value)
+        if isinstance(value, list) and get_args(hint) and get_args(hint)[0] is float:
+            value = [float(v) for v in value]
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _hint_name(hint: Any) -> str:
+    if isinstance(hint, type):
+        return hint.__name__
+    return str(hint).replace("typing.", "").replace("NoneType", "None")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise ConfigError(f"{value} cannot be written to TOML.")
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise ConfigError(f"cannot write {value!r} to TOML.")
