@@ -1,0 +1,55 @@
+"""The ``lateint`` command line end to end on a tiny model and the real DL19 data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lateint.cli.main import main
+
+DL19 = "msmarco-passage/trec-dl-2019/judged"
+
+
+def test_cache_build_info_verify_and_rerank(tmp_path, irdata, tiny_model, capsys):
+    model = str(tiny_model("bert", 2))
+    common = ["--model", model, "--split", "1", "--head", "cls", "--max-doc-length", "64"]
+    assert main(["cache", "build", *common, "--dataset", DL19, "--first-stage", "bm25", "--depth", "2",
+                 "--out", str(tmp_path / "cache"), "--storage", "int8"]) == 0
+    out = capsys.readouterr().out
+    assert "86 documents (86 added" in out and "int8" in out
+    assert main(["cache", "info", str(tmp_path / "cache"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["docs"] == 86 and info["settings"]["split"] == 1
+    assert main(["cache", "verify", str(tmp_path / "cache")]) == 0
+    assert "every checksum matches" in capsys.readouterr().out
+
+    run = tmp_path / "run.trec"
+    assert main(["rerank", *common, "--dataset", DL19, "--first-stage", "bm25", "--depth", "3", "--out", str(run)]) == 0
+    assert "43 queries (43 scored now)" in capsys.readouterr().out
+    lines = run.read_text().splitlines()
+    assert len(lines) == 43 * 3 and lines[0].split()[-1].endswith("L1of2-cls-offset-fp16")
+    assert main(["evaluate", "--dataset", DL19, "bm25", f"tiny={run}", "--baseline", "bm25", "--format", "json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert "tiny" in json.dumps(table)
+
+
+def test_errors_are_one_line_messages(tmp_path, irdata, tiny_model, capsys):
+    assert main(["rerank", "--model", str(tmp_path / "nope"), "--dataset", DL19, "--out", str(tmp_path / "r.trec")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lateint rerank: error:") and "does not exist" in err and "Traceback" not in err
+    assert main(["cache", "info", str(tmp_path / "nothing")]) == 2
+    assert "no document cache" in capsys.readouterr().err
+    assert main(["rerank", "--model", str(tiny_model("bert", 2)), "--split", "5", "--dataset", DL19,
+                 "--out", str(tmp_path / "r.trec")]) == 2
+    assert "out of range" in capsys.readouterr().err
+    assert main(["rerank", "--model", str(tiny_model("bert", 2)), "--dataset", "no/such/dataset",
+                 "--out", str(tmp_path / "r.trec")]) == 2
+    assert "no/such/dataset" in capsys.readouterr().err
+
+
+def test_demo_scores_every_split(tmp_path, capsys):
+    assert main(["demo", "--json", str(tmp_path / "demo.json")]) == 0
+    rows = json.loads((tmp_path / "demo.json").read_text())["rows"]
+    assert [r["split"] for r in rows] == list(range(7))
+    assert all(len(r["scores"]) == 9 for r in rows)
