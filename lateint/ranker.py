@@ -208,6 +208,14 @@ class SplitRanker(nn.Module):
             config.split.max_query_length = max_q
         if max_d is not None:
             config.split.max_doc_length = max_d
+        else:
+            # The default document length is cut to what the model's position table can hold.
+            capacity = int(ckpt.config.get("max_position_embeddings", 512))
+            if model_type in ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "data2vec-text"):
+                capacity -= int(ckpt.config.get("pad_token_id", 1)) + 1
+            excess = config.position_budget() - capacity
+            if excess > 0 and config.split.max_doc_length - excess >= 3:
+                config.split.max_doc_length -= excess
         config.encoder.num_layers = T
         config.validate()
         return config
