@@ -65,6 +65,9 @@ class OptimSettings:
         grad_accum: micro-batches per optimizer step.
         max_grad_norm: clip the global gradient norm to this; 0 disables clipping.
         betas, eps: AdamW's.
+        head_lr: peak learning rate of the newly initialised weights (the head and the
+            intermediate-loss projections); None uses ``lr``. A fresh head on a pretrained
+            encoder usually wants a larger one (e.g. 1e-3).
     """
 
     lr: float = 3e-5
@@ -76,6 +79,7 @@ class OptimSettings:
     max_grad_norm: float = 1.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
+    head_lr: float | None = None
 
 
 @dataclass
@@ -132,6 +136,9 @@ class LossSettings:
         hard_weight, soft_weight: weights of those terms.
         temperature: τ of the ``kl`` soft loss.
         hinge_margin: margin of the ``hinge`` loss.
+        hard_scale: the student's scores are multiplied by this in the hard loss. None: 20 for a
+            twin head with cosine crossing (scores in [-1, 1] give a softmax too flat to learn
+            from; 20 is sentence-transformers' ranking-loss scale), else 1.
         intermediate: TinyBERT embedding/hidden/attention losses against the teacher's layers.
         intermediate_weight: weight of the intermediate term.
         layer_map: ``M + 1`` teacher layer indices (0 = embeddings) for student layers ``0..M``;
@@ -147,6 +154,7 @@ class LossSettings:
     soft_weight: float = 1.0
     temperature: float = 1.0
     hinge_margin: float = 1.0
+    hard_scale: float | None = None
     intermediate: bool = False
     intermediate_weight: float = 1.0
     layer_map: list[int] | None = None

@@ -141,6 +141,14 @@ def build_groups(
         logger.info("training groups: skipped queries: %s", ", ".join(f"{k}: {v}" for k, v in skipped.items() if v))
     needed = list(dict.fromkeys(doc for _, pos, negs in plan for doc in [pos, *negs]))
     texts = dict(doc_text(needed)) if needed else {}
+    # A judged positive can be absent from a partial collection (the local MS MARCO subset holds
+    # only what the runs retrieved): its groups are dropped, and said so.
+    lost = sorted({pos for _, pos, _ in plan if not str(texts.get(pos, "")).strip()})
+    if lost:
+        plan = [entry for entry in plan if entry[1] not in set(lost)]
+        logger.warning("training groups: %d judged positive(s) have no text in the collection and were "
+                       "left out, e.g. %s", len(lost), lost[:5])
+    needed = list(dict.fromkeys(doc for _, pos, negs in plan for doc in [pos, *negs]))
     missing = [doc for doc in needed if not str(texts.get(doc, "")).strip()]
     if missing:
         raise InputError(

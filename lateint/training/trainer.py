@@ -107,6 +107,9 @@ class StudentObjective(nn.Module):
         self.settings = config.loss
         s = config.loss
         self.hard_fn = None
+        head = student.config.head
+        cosine_twin = head.kind == "twin" and head.crossing == "cosine"
+        self.hard_scale = s.hard_scale if s.hard_scale is not None else (20.0 if cosine_twin else 1.0)
         if s.hard is not None:
             self.hard_fn = get_loss(s.hard, margin=s.hinge_margin) if s.hard == "hinge" else get_loss(s.hard)
         self.soft_fn = None
@@ -135,7 +138,7 @@ class StudentObjective(nn.Module):
         parts: list[torch.Tensor] = []
         terms: dict[str, torch.Tensor] = {}
         if self.hard_fn is not None and s.hard_weight > 0:
-            hard = self.hard_fn(scores, labels, mask)
+            hard = self.hard_fn(scores * self.hard_scale, labels, mask)
             parts.append(s.hard_weight * hard)
             terms["hard"] = hard.detach()
         if self.soft_fn is not None and s.soft_weight > 0:
@@ -260,14 +263,18 @@ class Trainer:
             for p in self.teacher.parameters():
                 p.requires_grad_(False)
         objective = StudentObjective(student, c, intermediate)
-        decay, no_decay = [], []
-        for p in objective.parameters():
-            (decay if p.ndim >= 2 else no_decay).append(p)
         o = c.optim
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=o.lr, betas=tuple(o.betas), eps=o.eps,
-        )
+        # New weights (the head, intermediate projections) may learn faster than the encoder.
+        encoder_ids = {id(p) for p in student.encoder.parameters()}
+        groups: dict[tuple[bool, bool], list] = {}
+        for p in objective.parameters():
+            groups.setdefault((id(p) in encoder_ids, p.ndim >= 2), []).append(p)
+        param_groups = [
+            {"params": params, "weight_decay": o.weight_decay if decays else 0.0,
+             "lr": o.lr if is_encoder or o.head_lr is None else o.head_lr}
+            for (is_encoder, decays), params in sorted(groups.items())
+        ]
+        optimizer = torch.optim.AdamW(param_groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps)
         warmup = o.warmup_steps if o.warmup_steps is not None else int(o.warmup_ratio * c.steps)
         # The scheduler is stepped once per optimizer step by hand (not prepared by accelerate,
         # which would step it once per process).

@@ -93,3 +93,18 @@ def test_in_batch_negatives(make_config, student_model):
     config = make_config(student_model, batch_size=6, steps=24, optim={"lr": 1e-3}, data={"negative_source": "in_batch", "negatives": 0})
     _, _, before, after = train_and_measure(config, groups)
     assert after["hard"] < before["hard"], (before, after)
+
+
+def test_head_learning_rate_and_cosine_scale(make_config, student_model, tiny_groups):
+    config = make_config(student_model, optim={"head_lr": 1e-3})
+    trainer = Trainer(config, tiny_groups)
+    trainer.setup()
+    head_ids = {id(p) for p in trainer.student.head.parameters()}
+    for group in trainer.optimizer.param_groups:
+        is_head = all(id(p) in head_ids for p in group["params"])
+        assert group["initial_lr"] == (1e-3 if is_head else config.optim.lr)
+    assert trainer.objective.hard_scale == 1.0  # a cls head's logits are unbounded
+    twin = make_config(student_model, split=2, head="twin", head_options={"pooling": "mean", "crossing": "cosine"})
+    t = Trainer(twin, tiny_groups)
+    t.setup()
+    assert t.objective.hard_scale == 20.0

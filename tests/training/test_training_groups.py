@@ -52,9 +52,20 @@ def test_in_batch_groups_hold_the_positive_only():
     assert [g.doc_ids for g in groups] == [("d1",), ("d2",), ("d3",), ("d4",), ("d5",), ("d6",)]
 
 
-def test_missing_document_text_is_an_error():
+def test_missing_negative_text_is_an_error():
+    positives = {d for judged in QRELS.values() for d, g in judged.items() if g >= 1}
     with pytest.raises(InputError, match="no text"):
-        build_groups(QUERY_TEXTS, QRELS, CANDIDATES, lambda ids: {}, negatives=1, depth=8)
+        build_groups(QUERY_TEXTS, QRELS, CANDIDATES, lambda ids: {d: DOC_TEXTS[d] for d in ids if d in positives},
+                     negatives=1, depth=8)
+
+
+def test_positives_missing_from_the_collection_are_left_out(caplog):
+    # A partial collection (as the local MS MARCO subset) lacks some judged positives: their groups go.
+    without_d2 = lambda ids: {d: DOC_TEXTS[d] for d in ids if d != "d2"}  # noqa: E731
+    full = build_groups(QUERY_TEXTS, QRELS, CANDIDATES, doc_text, negatives=1, depth=8, seed=0)
+    groups = build_groups(QUERY_TEXTS, QRELS, CANDIDATES, without_d2, negatives=1, depth=8, seed=0)
+    assert [g for g in full if g.doc_ids[0] != "d2"] == groups
+    assert "1 judged positive(s) have no text" in caplog.text
 
 
 def test_kfold_is_disjoint_covering_and_deterministic():
