@@ -417,7 +417,7 @@ def _rerank(ranker, query: str, doc_ids: list[str], cache: DocCache, batch_size:
         values = values.to(device, dtype)
         d_rep = SideRep(values[:, 0], None) if kind == "vector" else SideRep(values, mask.to(device))
         if kind == "dipair":
-            d_rep = ranker.head.pad_rep(d_rep) if hasattr(ranker.head, "pad_rep") else _pad_to_k(d_rep, ranker.head.k)
+            d_rep = _pad_to_k(d_rep, ranker.head.k)
         n = len(doc_ids)
         q_full = SideRep(q_rep.values.expand(n, *q_rep.values.shape[1:]),
                          None if q_rep.mask is None else q_rep.mask.expand(n, *q_rep.mask.shape[1:]))
@@ -430,7 +430,7 @@ def _rerank(ranker, query: str, doc_ids: list[str], cache: DocCache, batch_size:
     has_states = "states" in fields
     has_kv = "keys_values" in fields
     layer = ranker.encoder.layers[ranker.split]
-    heads = layer.attention.self.num_attention_heads if hasattr(layer.attention.self, "num_attention_heads") else layer.attention.self.config.num_attention_heads
+    heads = ranker.encoder.backbone.config.num_attention_heads
     q_kv = ranker.encoder.joint_keys_values(q_states) if has_kv else None
     lengths = cache.lengths(doc_ids)
     order = np.argsort(lengths, kind="stable")
