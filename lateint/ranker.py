@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lateint import checkpoints
+from lateint.batching import length_batches
 from lateint.checkpoints import CONFIG_FILE, HEAD_WEIGHTS_FILE, Checkpoint
 from lateint.config import PAIR_HEADS, EncoderSettings, HeadSettings, RankerConfig, SplitSettings, default_layout
 from lateint.errors import ConfigError, InputError
@@ -449,8 +450,9 @@ class SplitRanker(nn.Module):
         q_len = torch.tensor([len(s) for s in q_sides])
         d_len = torch.tensor([len(s) for s in d_sides])
         # Sort pairs by length so that batches carry little padding.
-        order = torch.argsort(d_len[d_index] * 4096 + q_len[q_index], stable=True)
-        chunks = [order[i : i + batch_size] for i in range(0, n, batch_size)]
+        pair_len = (d_len[d_index] + q_len[q_index]).tolist()
+        order = sorted(range(n), key=lambda i: (pair_len[i], int(q_index[i])))
+        chunks = [torch.tensor(b) for b in length_batches(order, pair_len, batch_size)]
         bar = _progress(chunks, progress, "scoring")
         if not reference and self.twin_end and not tok.doc_positions_depend_on_query:
             q_rep = self._represent_all(q_sides, "query", batch_size)

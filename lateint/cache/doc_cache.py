@@ -44,8 +44,10 @@ from lateint.cache.fields import FieldSpec
 from lateint.cache.fingerprint import cache_description, ranker_fingerprint
 from lateint.cache.reader import CacheReader
 from lateint.cache.writer import CacheWriter
+from lateint.batching import length_batches
 from lateint.errors import CacheMismatchError, ConfigError, InputError, MissingResourceError
 from lateint.modeling.heads import ClsHead, SideRep
+from lateint.modeling.layers import first_row_over_blocks
 from lateint.tokenization import SideTokens
 
 logger = logging.getLogger(__name__)
@@ -433,11 +435,10 @@ def _rerank(ranker, query: str, doc_ids: list[str], cache: DocCache, batch_size:
     heads = ranker.encoder.backbone.config.num_attention_heads
     q_kv = ranker.encoder.joint_keys_values(q_states) if has_kv else None
     lengths = cache.lengths(doc_ids)
-    order = np.argsort(lengths, kind="stable")
+    order = np.argsort(lengths, kind="stable").tolist()
     out = torch.empty(len(doc_ids), dtype=torch.float32)
     comp = cache.compressor.to(device, dtype) if cache.compressor is not None else None
-    for b in range(0, len(order), batch_size):
-        rows = order[b : b + batch_size]
+    for rows in length_batches(order, lengths.tolist(), batch_size):
         ids = [doc_ids[i] for i in rows]
         n = len(ids)
         kv = None
@@ -446,24 +447,21 @@ def _rerank(ranker, query: str, doc_ids: list[str], cache: DocCache, batch_size:
             kv_vals = kv_vals.to(device, dtype)
             H = kv_vals.shape[-1] // 2
             dk, dv = _split_heads(kv_vals[..., :H], heads), _split_heads(kv_vals[..., H:], heads)
+            d_mask = d_mask.to(device)
+            if not has_states:
+                # L = T - 1 with a [CLS] head: the last layer needs only the [CLS] row, attending over
+                # the query's keys/values (computed once) and the document's (cached).
+                cls_state = first_row_over_blocks(layer, q_states[:, :1], q_kv, q_mask, (dk, dv), d_mask)[:, 0]
+                out[torch.as_tensor(rows)] = ranker.head(cls_state).float().cpu()
+                continue
             kv = (torch.cat([q_kv[0].expand(n, -1, -1, -1), dk], dim=2), torch.cat([q_kv[1].expand(n, -1, -1, -1), dv], dim=2))
-        if has_states:
-            d_states, d_mask = cache.gather(ids, "states")
-            d_states = d_states.to(device, dtype)
-            if comp is not None:
-                d_states = comp.decompress(d_states)
+        d_states, d_mask = cache.gather(ids, "states")
+        d_states = d_states.to(device, dtype)
+        if comp is not None:
+            d_states = comp.decompress(d_states)
         d_mask = d_mask.to(device)
         q = q_states.expand(n, -1, -1)
         qm = q_mask.expand(n, -1)
-        if not has_states:
-            # L = T - 1 with a [CLS] head: the last layer needs only the [CLS] row, whose keys and
-            # values over the whole pair are the query's (just computed) and the document's (cached).
-            from lateint.modeling.layers import layer_forward
-
-            key_mask = torch.cat([qm, d_mask], dim=1)
-            cls_state = layer_forward(layer, q, key_mask, first_only=True, keys_values=kv)[:, 0]
-            out[torch.as_tensor(rows)] = ranker.head(cls_state).float().cpu()
-            continue
         out[torch.as_tensor(rows)] = ranker.score_states(q, qm, d_states, d_mask, keys_values=kv).float().cpu()
     return out
 

@@ -85,3 +85,42 @@ def reference_layer_forward(layer: nn.Module, hidden: torch.Tensor, allowed: tor
     additive = additive.masked_fill(~allowed, torch.finfo(hidden.dtype).min)[:, None]
     out = layer(hidden, attention_mask=additive)
     return out[0] if isinstance(out, tuple) else out
+
+
+def first_row_over_blocks(
+    layer: nn.Module,
+    first_row: torch.Tensor,
+    query_kv: tuple[torch.Tensor, torch.Tensor],
+    query_mask: torch.Tensor,
+    doc_kv: tuple[torch.Tensor, torch.Tensor],
+    doc_mask: torch.Tensor,
+) -> torch.Tensor:
+    """Row 0 of a layer whose keys and values are one query block shared by every candidate
+    followed by each candidate's document block.
+
+    This is the last layer of a [CLS] head at L = T - 1 with cached document keys and values: the
+    softmax runs over the two blocks' scores side by side, so the query's keys and values are
+    never copied once per candidate.
+
+    Args:
+        first_row: ``[1, 1, H]`` the query's row-0 state entering the layer.
+        query_kv: the query's keys and values ``[1, heads, Sq, d]``; ``query_mask`` ``[1, Sq]``.
+        doc_kv: the candidates' keys and values ``[B, heads, Sd, d]``; ``doc_mask`` ``[B, Sd]``.
+
+    Returns:
+        ``[B, 1, H]``, the layer's output at row 0 for each candidate.
+    """
+    attn = layer.attention.self
+    n, d = _heads(layer)
+    B = doc_kv[0].shape[0]
+    q = attn.query(first_row).view(1, 1, n, d).transpose(1, 2) * (d**-0.5)
+    low = torch.finfo(q.dtype).min
+    s_q = torch.matmul(q, query_kv[0].transpose(-1, -2)).masked_fill(~query_mask[:, None, None, :], low)
+    s_d = torch.matmul(q, doc_kv[0].transpose(-1, -2)).masked_fill(~doc_mask[:, None, None, :], low)
+    probs = torch.cat([s_q.expand(B, -1, -1, -1), s_d], dim=-1).softmax(dim=-1)
+    width = s_q.shape[-1]
+    context = torch.matmul(probs[..., :width], query_kv[1]) + torch.matmul(probs[..., width:], doc_kv[1])
+    context = context.transpose(1, 2).reshape(B, 1, n * d)
+    rows = first_row.expand(B, 1, first_row.shape[-1])
+    attended = layer.attention.output(context, rows)
+    return layer.output(layer.intermediate(attended), attended)

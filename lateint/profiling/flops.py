@@ -62,18 +62,21 @@ def rerank_flops(
 
     The query's first L layers run once; each candidate then runs the T - L joint layers over
     ``query_length + doc_length`` tokens, with only the [CLS] row in the last layer when
-    ``cls_only_last``, and without the document keys/values of the first joint layer when they
-    are cached. At L = T the joint part is empty (twin heads cost a dot product per candidate).
+    ``cls_only_last``; when the first joint layer's keys and values are cached, the documents'
+    come from the cache and the query's are projected once per query, not per candidate. At L = T the joint part is empty (twin heads cost a dot product per candidate).
     """
     T, L = num_layers, split
     total = encode_flops(shape, L, query_length)
     if L == T:
         return total + 2.0 * shape.hidden * len(doc_lengths)
+    if cached_keys_values:
+        # The query's keys and values in the first joint layer are projected once per query.
+        total += 2 * 2 * query_length * shape.hidden * shape.hidden
     for d in doc_lengths:
         S = query_length + d
         for layer in range(L, T):
             last = layer == T - 1
             rows = 1 if (cls_only_last and last) else S
-            project = query_length if (cached_keys_values and layer == L) else S
+            project = 0 if (cached_keys_values and layer == L) else S
             total += layer_flops(shape, rows, S, project_keys=project)
     return total

@@ -33,3 +33,11 @@ def test_rerank_sums_query_and_joint_work():
     # More split layers leave less work per candidate.
     costs = [rerank_flops(SHAPE, T, split, q, docs * 50) for split in range(T + 1)]
     assert costs == sorted(costs, reverse=True)
+
+
+def test_cached_keys_values_project_the_query_once():
+    T, L, q, docs = 2, 1, 2, [3, 4]
+    expected = encode_flops(SHAPE, 1, 2) + 2 * 2 * q * 4 * 4
+    for d in docs:
+        expected += layer_flops(SHAPE, 1, q + d, project_keys=0)
+    assert rerank_flops(SHAPE, T, L, q, docs, cached_keys_values=True) == pytest.approx(expected)
