@@ -108,6 +108,7 @@ class Settings:
     negatives: int = 7
     depth: int = 100
     lr: float = 3e-5
+    head_lr: float = 1e-3  # the fresh cls head learns faster than the pretrained encoder
     max_query_length: int = 32
     max_doc_length: int = 128
     dl19_max_positives: int = 16  # per query, so that queries with many positives do not dominate
@@ -238,7 +239,7 @@ def base_config(s: Settings, *, model: str, split: int, output: Path, steps: int
     data = kw.pop("data")
     return TrainConfig(
         model=model, split=split, seed=seed, steps=steps, batch_size=s.batch_size, device="cpu",
-        output=str(output), progress=False, optim=OptimSettings(lr=s.lr), data=data,
+        output=str(output), progress=False, optim=OptimSettings(lr=s.lr, head_lr=s.head_lr), data=data,
         checkpoint=CheckpointSettings(every=s.checkpoint_every, keep_last=1), **kw,
     )
 
