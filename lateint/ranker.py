@@ -21,7 +21,7 @@ from torch import nn
 from lateint import checkpoints
 from lateint.batching import length_batches
 from lateint.checkpoints import CONFIG_FILE, HEAD_WEIGHTS_FILE, Checkpoint
-from lateint.config import PAIR_HEADS, EncoderSettings, HeadSettings, RankerConfig, SplitSettings, default_layout
+from lateint.config import PAIR_HEADS, EncoderSettings, HeadSettings, RankerConfig, default_layout
 from lateint.errors import ConfigError, InputError
 from lateint.modeling.heads import ClsHead, PairHead, SideRep, build_head
 from lateint.modeling.split_encoder import SplitEncoder

@@ -169,37 +169,31 @@ class PairTokenizer:
         out = self.tokenizer(texts, add_special_tokens=False, truncation=True, max_length=budget)
         return out["input_ids"]
 
-    def query_sides(self, texts: Sequence[str]) -> list[SideTokens]:
-        """Tokenize queries into query sides (``[CLS] q [SEP]`` for BERT)."""
-        texts = check_texts(texts, "queries")
+    def _sides(self, texts: Sequence[str], what: str, query: bool) -> list[SideTokens]:
+        texts = check_texts(texts, what)
         t = self.template
         if self.settings.layout == "separate":
             pre, suf = t.single_prefix, t.single_suffix
             pre_t, text_t, suf_t = (0,) * len(pre), 0, (0,) * len(suf)
-        else:
+        elif query:
             pre, suf = t.prefix, t.middle
             pre_t, text_t, suf_t = t.prefix_types, t.first_type, t.middle_types
-        budget = self.settings.max_query_length - len(pre) - len(suf)
-        return [
-            SideTokens(pre + tuple(p) + suf, pre_t + (text_t,) * len(p) + suf_t)
-            for p in self._pieces(texts, budget)
-        ]
-
-    def doc_sides(self, texts: Sequence[str]) -> list[SideTokens]:
-        """Tokenize documents into document sides (``d [SEP]``, or ``[CLS] d [SEP]`` when separate)."""
-        texts = check_texts(texts, "docs")
-        t = self.template
-        if self.settings.layout == "separate":
-            pre, suf = t.single_prefix, t.single_suffix
-            pre_t, text_t, suf_t = (0,) * len(pre), 0, (0,) * len(suf)
         else:
             pre, suf = (), t.suffix
             pre_t, text_t, suf_t = (), t.second_type, t.suffix_types
-        budget = self.settings.max_doc_length - len(pre) - len(suf)
+        limit = self.settings.max_query_length if query else self.settings.max_doc_length
         return [
             SideTokens(pre + tuple(p) + suf, pre_t + (text_t,) * len(p) + suf_t)
-            for p in self._pieces(texts, budget)
+            for p in self._pieces(texts, limit - len(pre) - len(suf))
         ]
+
+    def query_sides(self, texts: Sequence[str]) -> list[SideTokens]:
+        """Tokenize queries into query sides (``[CLS] q [SEP]`` for BERT)."""
+        return self._sides(texts, "queries", query=True)
+
+    def doc_sides(self, texts: Sequence[str]) -> list[SideTokens]:
+        """Tokenize documents into document sides (``d [SEP]``, or ``[CLS] d [SEP]`` when separate)."""
+        return self._sides(texts, "docs", query=False)
 
     # -- positions -------------------------------------------------------------------------------
     def doc_start(self, query_length: int) -> int:

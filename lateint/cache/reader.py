@@ -16,7 +16,7 @@ import numpy as np
 
 from lateint.cache.fields import FieldSpec
 from lateint.cache.ids import as_id_list, decode_id, encode_ids, lookup_sorted, token_ranges
-from lateint.cache.manifest import (IDS_FILE, SHARDS_DIR, IncompleteCacheError, check_metadata, data_file,
+from lateint.cache.manifest import (SHARDS_DIR, IncompleteCacheError, check_metadata, data_file,
                                     file_problems, load_manifest, normalize_metadata, offsets_file)
 from lateint.errors import CorruptionError, InputError
 

@@ -10,17 +10,12 @@ depth, max_queries) and ``[evaluation]`` (metrics, primary metric, correction, s
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lateint.errors import ConfigError, MissingResourceError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from lateint.errors import ConfigError
+from lateint.toml_files import read_toml
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
 
@@ -150,11 +145,4 @@ def parse_sweep_config(raw: dict[str, Any]) -> SweepConfig:
 
 def load_sweep_config(path: str | Path | None = None) -> SweepConfig:
     """Read a sweep TOML file (the built-in default when ``path`` is None)."""
-    path = Path(path) if path is not None else DEFAULT_CONFIG
-    if not path.is_file():
-        raise MissingResourceError(f"sweep config {path} does not exist.")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    return parse_sweep_config(raw)
+    return parse_sweep_config(read_toml(path if path is not None else DEFAULT_CONFIG, "sweep config"))

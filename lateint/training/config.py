@@ -36,12 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from lateint.errors import ConfigError, MissingResourceError
-
-try:  # Python 3.11+
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+from lateint.errors import ConfigError
 
 CONFIG_FILE_NAME = "train_config.toml"
 SCHEDULES = ("linear", "constant")
@@ -283,14 +278,9 @@ class TrainConfig:
             MissingResourceError: the file does not exist.
             ConfigError: invalid TOML, unknown keys, wrong types or inconsistent settings.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise MissingResourceError(f"training config {str(path)!r} does not exist.")
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-        return cls.from_dict(data, source=str(path))
+        from lateint.toml_files import read_toml
+
+        return cls.from_dict(read_toml(path, "training config"), source=str(path))
 
     def to_toml(self) -> str:
         """This config as TOML text that :meth:`load` reads back to an equal config.
