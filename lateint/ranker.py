@@ -142,7 +142,6 @@ class SplitRanker(nn.Module):
             backbone.encoder.layer = nn.ModuleList(list(backbone.encoder.layer)[:T])
             backbone.config.num_hidden_layers = T
         config.encoder.num_layers = T
-        config.validate()
         if loaded_head is None:
             torch.manual_seed(seed)
             loaded_head = build_head(config.head, backbone.config.hidden_size, backbone.config.hidden_dropout_prob)
@@ -197,11 +196,6 @@ class SplitRanker(nn.Module):
             config.head.pooling = pooling
         if crossing is not None:
             config.head.crossing = crossing
-        if not isinstance(split, int) or isinstance(split, bool) or not 0 <= split <= T:
-            raise ConfigError(
-                f"split={split!r} is out of range: this encoder has T={T} layers, so split must be an "
-                f"integer from 0 (cross-encoder) to {T} (twin)."
-            )
         if ckpt.kind != "lateint" or layout is not None or split != config.split.split:
             config.split.layout = layout or default_layout(split, T, config.head.kind)
         config.split.split = split

@@ -277,9 +277,8 @@ class DocCache:
     def check(self, ranker) -> None:
         """Raise :class:`~lateint.CacheMismatchError` unless the cache was built for ``ranker``.
 
-        The check hashes the ranker's relevant weights once per ranker object; change its weights
-        afterwards and the cache must be checked again with ``recheck=True`` semantics, i.e. call
-        :meth:`forget` first.
+        The check hashes the ranker's relevant weights once per ranker object; if those weights
+        change afterwards, call :meth:`forget` so that the next use checks them again.
         """
         key = id(ranker)
         if self._checked.get(key):

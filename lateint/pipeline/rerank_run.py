@@ -17,8 +17,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-import torch
-
 from lateint.data.datasets import DatasetHandle
 from lateint.data.run_types import RankedLists
 from lateint.data.runs import ResumableRunWriter, check_run_queries
@@ -166,11 +164,6 @@ def rerank_dataset(
             report.scored_now += 1
         report.queries = len(writer.done)
     return report
-
-
-def torch_threads() -> int:
-    """The number of threads torch computes with (recorded with latencies)."""
-    return torch.get_num_threads()
 
 
 def as_run(candidates: Mapping[str, list]) -> dict[str, dict[str, float]]:
