@@ -159,16 +159,24 @@ class DatasetHandle:
         with self._reading("documents"):
             return int(self.docs_store().count())
 
-    def doc_text(self, doc_ids: Iterable[str]) -> dict[str, str]:
+    def doc_text(self, doc_ids: Iterable[str], *, missing_ok: bool = False) -> dict[str, str]:
         """Document id -> text (title and body where the collection has both).
 
+        Args:
+            doc_ids: the documents wanted.
+            missing_ok: leave ids that are not in the collection out of the result instead of
+                raising (for callers that handle gaps themselves, such as training groups built
+                from qrels over a partial collection).
+
         Raises:
-            InputError: some ids are not in the collection.
+            InputError: some ids are not in the collection (unless ``missing_ok``).
         """
         wanted = list(dict.fromkeys(doc_ids))
         with self._reading("documents"):
             found = self.docs_store().get_many(wanted)
         missing = [doc_id for doc_id in wanted if doc_id not in found]
+        if missing and missing_ok:
+            return {doc_id: _text_of(found[doc_id]) for doc_id in wanted if doc_id in found}
         if missing:
             raise InputError(f"{len(missing)} document id(s) are not in {self.irds_id!r}: "
                              f"{_sample(missing)}")

@@ -9,6 +9,7 @@ are added or removed, and the same inputs and seed always give the same groups.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -214,11 +215,12 @@ def groups_from_dataset(settings, seed: int = 0) -> list[TrainingGroup]:
     candidates = None
     if settings.negative_source == "run":
         candidates = ds.candidates(settings.run, settings.depth)
+    # judged positives missing from a partial collection are left out by build_groups, with a warning
     return build_groups(
         queries,
         qrels,
         candidates,
-        ds.doc_text,
+        functools.partial(ds.doc_text, missing_ok=True),
         negatives=settings.negatives,
         depth=settings.depth,
         min_relevance=settings.min_relevance,

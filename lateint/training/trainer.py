@@ -526,19 +526,21 @@ class Trainer:
             if self.checkpoint_dir.is_dir():
                 for p in self.checkpoint_dir.glob("step-*"):
                     shutil.rmtree(p, ignore_errors=True)
-            log_path.unlink(missing_ok=True)
         ckpt = self.latest_checkpoint() if resume else None
         self.setup(resume_from=ckpt)
         acc = self.accelerator
-        config_path = c.save(self.output) if acc.is_main_process else self.output / "train_config.toml"
+        main = acc.is_main_process  # the only process that touches the loss log
+        config_path = c.save(self.output) if main else self.output / "train_config.toml"
         start, position, seconds_before = 0, 0, 0.0
         if ckpt is not None:
             state = self._restore_state(ckpt)
             start, position, seconds_before = state["step"], state["position"], state["seconds"]
-            _truncate_log(log_path, start)
+            if main:
+                _truncate_log(log_path, start)
             logger.info("resuming from %s (step %d)", ckpt, start)
         else:
-            log_path.unlink(missing_ok=True)
+            if main:
+                log_path.unlink(missing_ok=True)
             torch.manual_seed(self.seeds["dropout"])
         end = c.steps if stop_at is None else min(c.steps, stop_at)
         world, rank = acc.num_processes, acc.process_index
@@ -551,7 +553,7 @@ class Trainer:
         last_loss = None
         t0 = time.perf_counter()
         step = start
-        with open(log_path, "a", encoding="utf-8") as log:
+        with open(log_path, "a", encoding="utf-8") if main else contextlib.nullcontext() as log:
             for step in range(start, end):
                 split = self._split_for_step(step)
                 if split != self.student.split:
@@ -568,6 +570,11 @@ class Trainer:
                         acc.backward(total / accum)
                     for name, value in {"loss": total.detach(), **terms}.items():
                         totals[name] = totals.get(name, 0.0) + float(value) / accum
+                if world > 1:
+                    # every process logs the same figures: the mean over all processes' groups
+                    names = list(totals)
+                    means = acc.reduce(torch.tensor([totals[k] for k in names], device=acc.device), reduction="mean")
+                    totals = dict(zip(names, means.tolist()))
                 if c.optim.max_grad_norm > 0:
                     acc.clip_grad_norm_(objective.parameters(), c.optim.max_grad_norm)
                 lr = self.scheduler.get_last_lr()[0]
@@ -578,7 +585,7 @@ class Trainer:
                 if not math.isfinite(last_loss):
                     raise FloatingPointError(f"the loss became {last_loss} at step {step + 1}; lower optim.lr.")
                 elapsed = seconds_before + time.perf_counter() - t0
-                if acc.is_main_process:
+                if main:
                     record = {"step": step + 1, **totals, "lr": lr, "split": split, "seconds": round(elapsed, 4)}
                     log.write(json.dumps(record) + "\n")
                     log.flush()

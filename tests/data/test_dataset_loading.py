@@ -104,3 +104,12 @@ def test_official_relevance_levels():
     assert official_relevance_level(SUBSET_JUDGED_ID) == 2
     assert official_relevance_level("msmarco-document/trec-dl-2019/judged") == 1
     assert official_relevance_level("beir/scifact/test") == 1
+
+
+def test_doc_text_names_missing_ids_or_leaves_them_out(irdata):
+    handle = load_dataset(DL19)
+    present = handle.candidates("bm25", 1)["19335"][0][0]  # a passage the subset holds
+    with pytest.raises(InputError, match="1 document id.*not-a-passage"):
+        handle.doc_text([present, "not-a-passage"])
+    texts = handle.doc_text([present, "not-a-passage"], missing_ok=True)
+    assert list(texts) == [present] and texts[present].strip()

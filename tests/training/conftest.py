@@ -80,7 +80,8 @@ def make_config(tmp_path):
     return build
 
 
-def make_spread_model(folder, layers: int, init_range: float, seed: int, minilm_path, hidden: int = 32):
+def make_spread_model(folder, layers: int, init_range: float, seed: int, minilm_path, hidden: int = 32,
+                      dropout: float = 0.1):
     """A tiny random BERT cross-encoder whose weights are large enough that its scores differ
     clearly between documents (a 0.02 initialisation scores every pair almost alike)."""
     import torch
@@ -90,7 +91,7 @@ def make_spread_model(folder, layers: int, init_range: float, seed: int, minilm_
     torch.manual_seed(seed)
     cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4,
                      intermediate_size=2 * hidden, max_position_embeddings=64, initializer_range=init_range,
-                     num_labels=1)
+                     num_labels=1, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     AutoModelForSequenceClassification.from_config(cfg).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder

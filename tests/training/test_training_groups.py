@@ -93,3 +93,23 @@ def test_kfold_hand_checked_two_folds():
 def test_kfold_rejects_bad_k(k):
     with pytest.raises(InputError):
         kfold(["a", "b", "c", "d"], k)
+
+
+def test_groups_from_the_partial_dl19_collection(irdata, caplog):
+    # The local MS MARCO is the subset the runs retrieved, so some judged positives have no text:
+    # building groups from the dataset itself leaves them out with a warning instead of failing.
+    from lateint.data import load_dataset
+    from lateint.training.config import DataSettings
+    from lateint.training.groups import groups_from_dataset
+
+    settings = DataSettings(dataset="msmarco-passage/trec-dl-2019/judged", run="bm25", negatives=3,
+                            min_relevance=2, folds=5, fold=0, max_queries=4)
+    groups = groups_from_dataset(settings, seed=0)
+    assert "have no text in the collection and were left out" in caplog.text
+    ds = load_dataset(settings.dataset)
+    train_qids = kfold(sorted(ds.qrels()), 5, 0)[0][0]
+    assert groups and {g.qid for g in groups} <= set(train_qids) and len({g.qid for g in groups}) <= 4
+    qrels = ds.qrels()
+    for g in groups:
+        assert len(g) == 4 and all(text.strip() for text in g.docs)
+        assert qrels[g.qid][g.doc_ids[0]] >= 2 and all(qrels[g.qid].get(d, 0) < 2 for d in g.doc_ids[1:])
