@@ -15,7 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     from lateint.cli.rerank import add_rerank_command
     from lateint.cli.sweep import add_sweep_command
     from lateint.evaluation.cli import add_evaluate_command
-    from lateint.training.cli import add_train_command
+    from lateint.training.cli import add_crossval_command, add_train_command
 
     parser = argparse.ArgumentParser(
         prog="lateint",
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_command(sub)
     add_sweep_command(sub)
     add_train_command(sub)
+    add_crossval_command(sub)
     return parser
 
 

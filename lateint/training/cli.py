@@ -31,6 +31,43 @@ def add_train_command(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def add_crossval_command(subparsers) -> argparse.ArgumentParser:
+    """Add ``crossval CONFIG [--out DIR] [--depth N] [--storage S] [--keep-caches]``."""
+    parser = subparsers.add_parser(
+        "crossval",
+        help="k-fold cross-validation over queries: train on k-1 folds, re-rank the held-out one, merge",
+        description=(
+            "Cross-validate the training config CONFIG (a TOML file with data.folds = k >= 2): for each fold, "
+            "train on the other folds' queries and re-rank the fold's first-stage candidates (data.run); the "
+            "fold runs are merged into one test run per split and evaluated against the first stage. "
+            "A rerun resumes where it stopped."
+        ),
+    )
+    parser.add_argument("config", type=Path, help="the training config (TOML) with data.folds set")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: the config's output)")
+    parser.add_argument("--depth", type=int, default=None, help="candidates re-ranked per query (default data.depth)")
+    parser.add_argument("--storage", choices=["fp32", "fp16", "int8"], default="fp32",
+                        help="document cache precision while re-ranking (default fp32)")
+    parser.add_argument("--keep-caches", action="store_true", help="keep the folds' document caches")
+    parser.set_defaults(func=run_crossval)
+    return parser
+
+
+def run_crossval(args: argparse.Namespace) -> int:
+    """Run ``lateint crossval``; prints the evaluation table and where the merged runs are."""
+    from lateint.training.config import TrainConfig
+    from lateint.training.crossval import cross_validate
+
+    config = TrainConfig.load(args.config)
+    result = cross_validate(config, args.out, depth=args.depth, storage=args.storage, keep_caches=args.keep_caches)
+    if result.evaluation is not None:
+        print(result.evaluation.to_markdown())
+    for split, path in result.runs.items():
+        print(f"merged test run at L={split}: {path}")
+    print(f"record: {result.folder / 'crossval.json'}")
+    return 0
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Run ``lateint train``; prints the result as JSON and returns the exit status."""
     from lateint.training.config import TrainConfig
