@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from lateint.ranker import SplitRanker
@@ -107,3 +108,20 @@ def test_head_learning_rate_and_cosine_scale(make_config, student_model, tiny_gr
     t = Trainer(twin, tiny_groups)
     t.setup()
     assert t.objective.hard_scale == 20.0
+
+
+@pytest.mark.parametrize("head,options", [
+    ("twin", {"pooling": "weighted", "crossing": "residual"}),  # TwinBERT
+    ("dipair", {"dipair_tokens": 4, "dipair_dim": 16, "dipair_heads": 2}),  # DiPair
+    ("maxsim", {"maxsim_dim": 16}),  # ColBERT
+])
+def test_twin_end_students_learn_a_cross_encoders_soft_labels(make_config, student_model, teacher_model, tiny_groups,
+                                                               head, options):
+    # A pure twin (L = T) student with each bi-encoder head, on the teacher's scores alone.
+    config = make_config(student_model, split=2, head=head, head_options=options, steps=16,
+                         loss={"hard": "none", "soft": "margin_mse"}, distill={"teacher": str(teacher_model)})
+    trainer, result, before, after = train_and_measure(config, tiny_groups)
+    assert trainer.student.split == trainer.student.num_layers == 2
+    assert after["soft"] < 0.9 * before["soft"], (before, after)
+    saved = SplitRanker.from_pretrained(result.model_path)
+    assert saved.config.head.kind == head and saved.split == 2
