@@ -32,6 +32,7 @@ from lateint.errors import ConfigError, InputError
 from lateint.modeling.heads import PairHead
 from lateint.ranker import SplitRanker
 from lateint.training.config import TrainConfig
+from lateint.training.curves import plot_loss_curve
 from lateint.training.groups import TrainingGroup, groups_from_dataset
 from lateint.training.losses import IntermediateDistillation, get_loss, upper_layer_mimicry
 from lateint.training.states import CapturedForward, capture_forward, pair_batches
@@ -42,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 LOSS_LOG_FILE = "loss_log.jsonl"
 RESULT_FILE = "train_result.json"
+LOSS_CURVE_FILE = "loss_curve.png"
 MODEL_FOLDER = "model"
 STATE_FILE = "trainer_state.pt"
 COMPLETE_MARKER = "complete"
@@ -611,6 +613,8 @@ class Trainer:
         )
         if acc.is_main_process and done >= c.steps:
             (self.output / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+            if log_path.is_file() and log_path.stat().st_size:
+                plot_loss_curve(log_path, self.output / LOSS_CURVE_FILE)
         return result
 
 

@@ -34,6 +34,7 @@ def test_listwise_ce_lowers_the_loss_and_writes_results(make_config, student_mod
     saved = json.loads((result.output / "train_result.json").read_text())
     assert saved["seeds"] == result.seeds
     assert result.config_path.is_file()
+    assert (result.output / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     model = SplitRanker.from_pretrained(result.model_path)
     g = tiny_groups[0]
     assert torch.allclose(model.score([g.query] * 4, list(g.docs)), trainer.student.score([g.query] * 4, list(g.docs)))
