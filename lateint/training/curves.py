@@ -50,6 +50,8 @@ def plot_loss_curve(loss_log: str | Path, path: str | Path, *, window: int = 10)
     rows = read_loss_log(loss_log)
     steps = [r["step"] for r in rows]
     terms = [k for k in rows[0] if k not in NOT_LOSSES and isinstance(rows[0][k], (int, float))]
+    if len(terms) == 2 and "loss" in terms:  # one term: the total is that term, drawn once
+        terms = ["loss"]
     fig, (ax, ax_lr) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     for term in terms:
         values = [r.get(term, float("nan")) for r in rows]
