@@ -2,18 +2,21 @@
 and distillation into shallower students.
 
 1. ``dl19``: 5-fold cross-validation over the 43 judged DL19 queries (``kfold`` with the seed).
-   For every split L of ``--splits`` a per-L model starts from the packaged all-MiniLM-L6-v2 (a new
-   ``cls`` head at L < T, the checkpoint's own twin head (mean, cosine) at L = T), is trained on the
+   For every split L of ``--splits`` a per-L model starts from the packaged all-MiniLM-L6-v2 (with
+   ``--head twin``, the default, the checkpoint's own twin head (mean, cosine) at every L, read after
+   the joint layers at L < T; with ``--head cls`` a new ``cls`` head at L < T), is trained on the
    four training folds (listwise CE, 1 positive + 7 negatives from the BM25 top-100) and re-ranks
    the held-out fold's BM25 top-100; the fold runs are merged into one test run per L. A "dial"
    model (twin head, split sampled per batch from ``--splits``) is trained once per fold and
    evaluated at every L. Everything is evaluated against BM25 and the zero-shot twin (L = T, no
-   training), with Holm-corrected paired t-tests against each.
+   training), with Holm-corrected paired t-tests against each; the untrained twin read at each
+   L < T ("zero-shot L=x") shows what training adds at that depth.
 2. ``scifact``: first stage = the zero-shot twin's own full retrieval over the 5,183 SciFact
    documents (top 100); per-L models trained on ``beir/scifact/train`` (negatives from that first
-   stage), evaluated on ``beir/scifact/test``.
-3. ``distill``: the DL19 L = 0 model of fold 0 (a 6-layer cross-encoder) is the teacher of 3-layer
-   students (every other layer) at L in {0, 1, 2}, trained with margin-MSE on the teacher's scores
+   stage), evaluated on ``beir/scifact/test`` (re-ranking that first stage's top ``--scifact-depth``),
+   beside the untrained twin read at each L < T.
+3. ``distill``: a DL19 L = 0 model of fold 0 (6 layers, full interaction, ``--teacher-steps``) is the teacher
+   of 3-layer students (every other layer) at L in {0, 1, 2, 3}, trained with margin-MSE on the teacher's scores
    plus listwise CE (``--tinybert`` adds TinyBERT intermediate losses); reported: effectiveness
    kept (student / teacher nDCG@10 on fold 0's held-out queries) vs the measured speed-up of the
    per-query re-rank time over the teacher.
@@ -27,7 +30,8 @@ Usage::
 
     python benchmarks/train_recipes.py [--smoke] [--only dl19|scifact|distill] [--out DIR]
         [--steps N] [--scifact-steps N] [--splits 0,2,4,5,6] [--folds K] [--run-folds 0,1]
-        [--scifact-test-queries N] [--tinybert] [--threads N] [--seed S] [--keep-models]
+        [--scifact-test-queries N] [--scifact-depth N] [--scifact-splits 0,2,4,5,6] [--head twin|cls]
+        [--tinybert] [--threads N] [--seed S] [--keep-models]
 
 ``--smoke`` runs a few steps on one fold, two splits and a handful of queries (results go to
 ``benchmarks/results/training-smoke`` unless ``--out`` is given).
@@ -104,6 +108,11 @@ class Settings:
     dial_steps: int
     scifact_steps: int
     distill_steps: int
+    teacher_steps: int = 200
+    teacher: str = ""  # a cross-encoder checkpoint to distil from instead of training one
+    head: str = "twin"  # the per-L models' head at L < T: the checkpoint's twin head, or a new cls head
+    scifact_splits: list[int] = field(default_factory=lambda: [0, 2, 4, 5, 6])
+    scifact_depth: int = 50
     batch_size: int = 4
     negatives: int = 7
     depth: int = 100
@@ -119,7 +128,7 @@ class Settings:
     scifact_train_queries: int = 0  # 0: all
     scifact_test_queries: int = 100  # a seeded sample of the 300 (0: all)
     scifact_corpus_limit: int = 0  # 0: the whole corpus (smoke: a subset around the judged docs)
-    distill_splits: list[int] = field(default_factory=lambda: [0, 1, 2])
+    distill_splits: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
     distill_train_queries: int = 0
     tinybert: bool = False
     keep_models: bool = False
@@ -144,8 +153,16 @@ def make_settings(args: argparse.Namespace) -> Settings:
         smoke=smoke, seed=args.seed, threads=args.threads, out=out, splits=sorted(set(splits)), folds=folds,
         run_folds=run_folds, steps=steps, dial_steps=args.dial_steps or steps,
         scifact_steps=args.scifact_steps or (2 if smoke else 30),
-        distill_steps=args.distill_steps or steps, tinybert=args.tinybert, keep_models=args.keep_models,
+        distill_steps=args.distill_steps or steps, teacher_steps=args.teacher_steps or (2 if smoke else 200),
+        tinybert=args.tinybert, keep_models=args.keep_models,
+        head=args.head, teacher=args.teacher,
     )
+    if args.scifact_splits:
+        s.scifact_splits = sorted({int(x) for x in args.scifact_splits.split(",")})
+    elif smoke:
+        s.scifact_splits = list(s.splits)
+    if args.scifact_depth:
+        s.scifact_depth = args.scifact_depth
     if args.scifact_test_queries is not None:
         s.scifact_test_queries = args.scifact_test_queries
     if smoke:
@@ -193,7 +210,12 @@ class Records:
 
 
 def fingerprint(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    """A short hash of what determines a record, the same wherever the repository and the
+    packaged model are installed (paths are hashed relative to them)."""
+    text = json.dumps(obj, sort_keys=True, default=str)
+    for place, name in ((str(resolve(MINILM)), MINILM), (str(REPO), "<repo>")):
+        text = text.replace(json.dumps(place)[1:-1], name)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def step_seconds(loss_log: Path) -> dict[str, float | None]:
@@ -249,6 +271,43 @@ def mean_or_nan(values):
     return statistics.fmean(values) if values else float("nan")
 
 
+def gain_table(qrels, runs: dict[str, Any], splits: list[int], level: int, untrained: dict[int, str],
+               trained: dict[str, dict[int, str]]) -> tuple[str, dict]:
+    """What training adds at each depth: nDCG@10 of the untrained model at L and of each trained
+    model at the same L, with the paired t-test of each against the untrained one (``ranx``),
+    Holm-corrected over the whole table. Returns the Markdown table and its figures."""
+    from lateint.evaluation.significance import adjust_p_values
+
+    rows, tests = [], []
+    for L in splits:
+        base = untrained.get(L)
+        if base is None or base not in runs:
+            continue
+        names = {kind: by_split[L] for kind, by_split in trained.items() if by_split.get(L) in runs}
+        ev = evaluate(qrels, {base: runs[base], **{n: runs[n] for n in names.values()}}, ["nDCG@10"],
+                      baseline=base, relevance_level=level, correction="none")
+        row = {"L": L, "untrained": ev.means[base]["nDCG@10"]}
+        for kind, name in names.items():
+            c = ev.comparisons[name]["nDCG@10"]
+            row[kind] = {"nDCG@10": ev.means[name]["nDCG@10"], "gain": c.difference, "p": c.p_value}
+            tests.append((row, kind))
+        rows.append(row)
+    for (row, kind), p_adj in zip(tests, adjust_p_values([r[k]["p"] for r, k in tests], "holm")):
+        row[kind]["p_holm"] = p_adj
+    kinds = list(trained)
+    md = ["| L | untrained | " + " | ".join(f"{k} | gain (Holm p)" for k in kinds) + " |",
+          "|---:|---:|" + "---:|---:|" * len(kinds)]
+    for row in rows:
+        cells = [f"{row['L']}", f"{row['untrained']:.4f}"]
+        for k in kinds:
+            r = row.get(k)
+            cells += [f"{r['nDCG@10']:.4f}", f"{r['gain']:+.4f} ({r['p_holm']:.3f})"] if r else ["–", "–"]
+        md.append("| " + " | ".join(cells) + " |")
+    md += ["", f"Paired two-sided t-tests on nDCG@10 against the untrained model at the same L, Holm-corrected "
+           f"over the {len(tests)} tests of this table."]
+    return "\n".join(md), {"rows": rows, "tests": len(tests)}
+
+
 # ------------------------------------------------------------------------------------------ DL19
 class DL19Experiment:
     def __init__(self, s: Settings):
@@ -293,12 +352,13 @@ class DL19Experiment:
             max_query_length=s.max_query_length, max_doc_length=s.max_doc_length,
         )
 
-    def model_config(self, L: int, fold: int, root: Path) -> TrainConfig:
+    def model_config(self, L: int, fold: int, root: Path, steps: int | None = None) -> TrainConfig:
         s = self.s
-        key = s.key(f"L{L}", f"fold{fold}of{s.folds}", f"s{s.steps}", f"seed{s.seed}")
+        steps = steps or s.steps
+        key = s.key(f"L{L}", self.head_name(L), f"fold{fold}of{s.folds}", f"s{steps}", f"seed{s.seed}")
         return base_config(
-            s, model=self.minilm, split=L, head="cls" if L < self.T else None, output=root / "models" / "dl19" / key,
-            steps=s.steps, seed=s.seed, data=self.data_settings(fold),
+            s, model=self.minilm, split=L, head=self.head(L), output=root / "models" / "dl19" / key,
+            steps=steps, seed=s.seed, data=self.data_settings(fold),
         )
 
     def dial_config(self, fold: int, root: Path) -> TrainConfig:
@@ -309,6 +369,13 @@ class DL19Experiment:
             steps=s.dial_steps, seed=s.seed, data=self.data_settings(fold),
             dial=DialSettings(enabled=True, splits=list(s.splits)),
         )
+
+    def head(self, L: int) -> str | None:
+        """The per-L model's head: None keeps the checkpoint's twin head (mean, cosine)."""
+        return "cls" if L < self.T and self.s.head == "cls" else None
+
+    def head_name(self, L: int) -> str:
+        return self.head(L) or "twin"
 
     def candidates(self, qids: list[str]):
         return {q: self.bm25[q] for q in qids if q in self.bm25}
@@ -339,6 +406,17 @@ def run_dl19(s: Settings, root: Path) -> dict:
         info = rerank(ranker, exp.ds, exp.candidates(evaluated), runs_dir / f"twin-zeroshot-{fp}.trec", "twin-zeroshot")
         rec.put("twin-zeroshot", fp, {"rerank": info})
         log(f"dl19: zero-shot twin re-ranked {info['scored_now']} queries, mean {info['mean_latency_ms']:.0f} ms/query")
+    # the same untrained twin read after the joint layers at each L < T: what training adds at that L
+    for L in [x for x in s.splits if x < exp.T]:
+        fp = fingerprint(["twin-zs-at-L", L, s.max_query_length, s.max_doc_length, evaluated])
+        if rec.get(f"zeroshot-L{L}", fp) is None:
+            ranker = SplitRanker.from_pretrained(exp.minilm, split=L, max_query_length=s.max_query_length,
+                                                 max_doc_length=s.max_doc_length)
+            info = rerank(ranker, exp.ds, exp.candidates(evaluated), runs_dir / f"zeroshot-L{L}-{fp}.trec", f"zeroshot-L{L}")
+            rec.put(f"zeroshot-L{L}", fp, {"split": L, "rerank": info})
+            log(f"dl19: zero-shot twin at L={L} re-ranked {info['scored_now']} queries, "
+                f"mean {info['mean_latency_ms']:.0f} ms/query")
+            del ranker
     torch.manual_seed(s.seed)
 
     for fold in s.run_folds:
@@ -353,8 +431,7 @@ def run_dl19(s: Settings, root: Path) -> dict:
                 log(f"dl19: {key} already recorded, skipped")
                 continue
             groups = groups if groups is not None else exp.groups(fold)
-            log(f"dl19: {key}: training {config.steps} steps on {len(groups)} groups "
-                f"({'cls' if L < exp.T else 'twin'} head)")
+            log(f"dl19: {key}: training {config.steps} steps on {len(groups)} groups ({exp.head_name(L)} head)")
             result, info = train(config, groups)
             ranker = exp.load(result.model_path)
             rr = rerank(ranker, exp.ds, cands, runs_dir / f"{Path(config.output).name}.trec", f"L{L}-fold{fold}")
@@ -396,13 +473,15 @@ def run_dl19(s: Settings, root: Path) -> dict:
     runs: dict[str, Any] = {"BM25": {q: dict(exp.bm25[q]) for q in evaluated}}
     runs["twin zero-shot (L=6)"] = read_run(records["twin-zeroshot"]["rerank"]["run_path"])
     for L in s.splits:
+        if f"zeroshot-L{L}" in records:
+            runs[f"zero-shot L={L}"] = read_run(records[f"zeroshot-L{L}"]["rerank"]["run_path"])
+    for L in s.splits:
         parts = [records.get(f"L{L}/fold{f}") for f in s.run_folds]
         if all(parts):
             merged: dict[str, dict[str, float]] = {}
             for p in parts:
                 merged.update(read_run(p["rerank"]["run_path"]))
-            head = "cls" if L < exp.T else "twin"
-            runs[f"per-L L={L} ({head})"] = merged
+            runs[f"per-L L={L} ({exp.head_name(L)})"] = merged
             write_run(merged, runs_dir / "merged" / f"per-L-L{L}.trec", f"per-L-L{L}")
     for L in s.splits:
         parts = [records.get(f"dial/fold{f}") for f in s.run_folds]
@@ -424,6 +503,12 @@ def run_dl19(s: Settings, root: Path) -> dict:
         lat = [x for f in s.run_folds for x in (records.get(f"dial/fold{f}") or {}).get("rerank", {}).get(str(L), {}).get("latencies_ms", [])]
         latency[f"dial L={L}"] = statistics.median(lat) if lat else None
     step_times = [r["train"]["seconds_per_step"] for k, r in records.items() if "train" in r and r["train"].get("seconds_per_step")]
+    untrained = {L: f"zero-shot L={L}" for L in s.splits}
+    untrained[exp.T] = "twin zero-shot (L=6)"
+    gains_md, gains = gain_table(qrels, runs, s.splits, exp.level, untrained, {
+        "per-L": {L: f"per-L L={L} ({exp.head_name(L)})" for L in s.splits},
+        "dial": {L: f"dial L={L}" for L in s.splits}})
+    rec.set("gains_over_untrained", gains)
     rec.set("evaluation", {b: e.to_dict() for b, e in evals.items()})
     rec.set("median_latency_ms", latency)
     rec.set("mean_seconds_per_step", mean_or_nan(step_times))
@@ -434,6 +519,7 @@ def run_dl19(s: Settings, root: Path) -> dict:
           f"seed {s.seed}. Reference nDCG@10 from the brief: BM25 {REFERENCE['BM25']}, zero-shot twin "
           f"{REFERENCE['twin zero-shot']}. Mean training step time: {mean_or_nan(step_times):.2f} s.",
           ""]
+    md += ["### What training adds at each depth", "", gains_md, ""]
     for b, e in evals.items():
         md += [f"### Significance against {b}", "", e.to_markdown()]
     md += ["Median per-query re-rank time (ms): " + ", ".join(
@@ -511,20 +597,24 @@ def run_scifact(s: Settings, root: Path) -> dict:
     log(f"scifact: {len(train_q)} training queries, {len(test_q)} test queries, first stage over {fs_info['docs']} docs")
     from lateint.data import rank_run
 
-    train_c, test_c = rank_run(train_run, s.depth), rank_run(test_run, s.depth)
+    train_c, test_c = rank_run(train_run, s.depth), rank_run(test_run, s.scifact_depth)
     T, minilm = 6, str(resolve(MINILM))
     groups = None
     runs_dir = root / "runs" / "scifact"
-    for L in s.splits:
+
+    def head(L: int) -> str | None:
+        return "cls" if L < T and s.head == "cls" else None
+
+    for L in s.scifact_splits:
         key = f"L{L}"
-        out = root / "models" / "scifact" / s.key(f"L{L}", f"s{s.scifact_steps}", f"seed{s.seed}")
+        out = root / "models" / "scifact" / s.key(f"L{L}", head(L) or "twin", f"s{s.scifact_steps}", f"seed{s.seed}")
         config = base_config(
-            s, model=minilm, split=L, head="cls" if L < T else None, output=out, steps=s.scifact_steps, seed=s.seed,
+            s, model=minilm, split=L, head=head(L), output=out, steps=s.scifact_steps, seed=s.seed,
             data=DataSettings(dataset=SCIFACT_TRAIN, run=fs_info["paths"]["train"], depth=s.depth,
                               negatives=s.negatives, min_relevance=1, max_query_length=s.scifact_max_query_length,
                               max_doc_length=s.scifact_max_doc_length),
         )
-        fp = fingerprint([config.to_dict(), sorted(test_q), sorted(train_q)])
+        fp = fingerprint([config.to_dict(), sorted(test_q), sorted(train_q), s.scifact_depth])
         if rec.get(key, fp) is not None:
             log(f"scifact: {key} already recorded, skipped")
             continue
@@ -541,19 +631,42 @@ def run_scifact(s: Settings, root: Path) -> dict:
         if not s.keep_models:
             drop_weights(out)
         del ranker
+    # the untrained twin read after the joint layers at each L < T, with the re-rankers' lengths
+    for L in [x for x in s.scifact_splits if x < T]:
+        fp = fingerprint(["scifact-zs-at-L", L, s.scifact_max_query_length, s.scifact_max_doc_length,
+                          sorted(test_q), s.scifact_depth])
+        if rec.get(f"zeroshot-L{L}", fp) is None:
+            ranker = SplitRanker.from_pretrained(minilm, split=L, max_query_length=s.scifact_max_query_length,
+                                                 max_doc_length=s.scifact_max_doc_length)
+            rr = rerank(ranker, test_ds, test_c, runs_dir / f"zeroshot-L{L}-{fp}.trec", f"scifact-zs-L{L}")
+            rec.put(f"zeroshot-L{L}", fp, {"split": L, "rerank": rr})
+            log(f"scifact: zero-shot twin at L={L} re-ranked {rr['queries']} queries, mean {rr['mean_latency_ms']:.0f} ms/query")
+            del ranker
     records = rec.data["records"]
-    runs: dict[str, Any] = {f"twin zero-shot full retrieval (top {s.depth})": test_run}
-    for L in s.splits:
+    # the first stage cut to the depth the re-rankers see, so that every run has the same candidates
+    runs: dict[str, Any] = {f"twin zero-shot full retrieval (top {s.scifact_depth})": {
+        q: dict(docs) for q, docs in rank_run(test_run, s.scifact_depth).items()}}
+    for L in s.scifact_splits:
+        if f"zeroshot-L{L}" in records:
+            runs[f"zero-shot L={L}"] = read_run(records[f"zeroshot-L{L}"]["rerank"]["run_path"])
+    for L in s.scifact_splits:
         if f"L{L}" in records:
-            runs[f"per-L L={L} ({'cls' if L < T else 'twin'})"] = read_run(records[f"L{L}"]["rerank"]["run_path"])
+            runs[f"per-L L={L} ({head(L) or 'twin'})"] = read_run(records[f"L{L}"]["rerank"]["run_path"])
     qrels = {q: d for q, d in test_ds.qrels().items() if q in test_q}
     ev = evaluate(qrels, runs, baseline=next(iter(runs)), relevance_level=1)
+    untrained = {L: f"zero-shot L={L}" for L in s.scifact_splits}
+    untrained[T] = next(iter(runs))
+    gains_md, gains = gain_table(qrels, runs, s.scifact_splits, 1, untrained,
+                                 {"per-L": {L: f"per-L L={L} ({head(L) or 'twin'})" for L in s.scifact_splits}})
+    rec.set("gains_over_untrained", gains)
     rec.set("evaluation", ev.to_dict())
     md = [f"## SciFact: trained on {SCIFACT_TRAIN} ({len(train_q)} queries), tested on {SCIFACT_TEST} "
           f"({len(test_q)} queries)", "",
           f"First stage: the zero-shot all-MiniLM-L6-v2 twin's full retrieval over {fs_info['docs']} documents "
-          f"(doc length {s.scifact_retrieval_doc_length}), top {s.depth}. Re-rankers: {s.scifact_steps} steps x "
+          f"(doc length {s.scifact_retrieval_doc_length}), top {s.depth} for training negatives; the re-rankers "
+          f"re-rank its top {s.scifact_depth}. Re-rankers: {s.scifact_steps} steps x "
           f"{s.batch_size} groups, lengths {s.scifact_max_query_length}/{s.scifact_max_doc_length}.", "",
+          "### What training adds at each depth", "", gains_md, "", "### Significance against the first stage", "",
           ev.to_markdown()]
     return {"markdown": "\n".join(md)}
 
@@ -566,16 +679,23 @@ def run_distill(s: Settings, root: Path) -> dict:
     fold = 0
     test = exp.test_qids(fold)
     cands = exp.candidates(test)
-    # the teacher: the DL19 L = 0 model of fold 0 (trained here if step 1 has not kept it)
-    tconf = exp.model_config(0, fold, root)
-    teacher_path = Path(tconf.output) / "model"
-    if not (teacher_path / "lateint.json").is_file():
-        log(f"distill: training the teacher (DL19 L=0, fold {fold}, {tconf.steps} steps)")
-        result, info = train(tconf, exp.groups(fold))
-        rec.set("teacher_train", info)
+    if s.teacher:
+        # a given cross-encoder checkpoint (a folder or a hub id), used at L = 0 as it is
+        teacher_path, teacher_fp = s.teacher, fingerprint([s.teacher, test, "teacher"])
+        teacher_desc, student_tag = f"L=0, {s.teacher}", [f"t{teacher_fp}"]
+    else:
+        # a DL19 L = 0 model of fold 0, trained for --teacher-steps (with --steps, the per-L model
+        # of step 1, which is kept)
+        tconf = exp.model_config(0, fold, root, steps=s.teacher_steps)
+        teacher_path = Path(tconf.output) / "model"
+        if not (teacher_path / "lateint.json").is_file():
+            log(f"distill: training the teacher (DL19 L=0, fold {fold}, {tconf.steps} steps)")
+            result, info = train(tconf, exp.groups(fold))
+            rec.set("teacher_train", info)
+        teacher_fp = fingerprint([tconf.to_dict(), test, "teacher"])
+        teacher_desc, student_tag = f"L=0, {s.teacher_steps} steps", []
     data = exp.data_settings(fold, s.distill_train_queries)
     groups = exp.groups(fold, s.distill_train_queries)
-    teacher_fp = fingerprint([tconf.to_dict(), test, "teacher"])
     if rec.get("teacher", teacher_fp) is None:
         ranker = exp.load(teacher_path, split=0)
         rr = rerank(ranker, exp.ds, cands, runs_dir / f"teacher-{teacher_fp}.trec", "teacher-L0")
@@ -586,7 +706,8 @@ def run_distill(s: Settings, root: Path) -> dict:
     for L in s.distill_splits:
         key = f"student-L{L}"
         variant = "margin_mse+ce" + ("+tinybert" if s.tinybert else "")
-        out = root / "models" / "distill" / s.key(f"student-L{L}", variant, f"s{s.distill_steps}", f"seed{s.seed}")
+        out = root / "models" / "distill" / s.key(f"student-L{L}", variant, *student_tag, f"s{s.distill_steps}",
+                                                   f"seed{s.seed}")
         config = base_config(
             s, model=str(teacher_path), split=L, student_layers="every_other", output=out, steps=s.distill_steps,
             seed=s.seed, data=data,
@@ -607,17 +728,27 @@ def run_distill(s: Settings, root: Path) -> dict:
         if not s.keep_models:
             drop_weights(out)
         del ranker
+    # context on the same held-out queries: the first stage and the untrained twin
+    zs_fp = fingerprint(["distill-twin-zs", s.max_query_length, s.max_doc_length, test])
+    if rec.get("twin-zeroshot", zs_fp) is None:
+        ranker = exp.load(exp.minilm)
+        rr = rerank(ranker, exp.ds, cands, runs_dir / f"twin-zeroshot-{zs_fp}.trec", "twin-zeroshot")
+        rec.put("twin-zeroshot", zs_fp, {"rerank": rr})
+        del ranker
     records = rec.data["records"]
-    runs = {"teacher (6 layers, L=0)": read_run(records["teacher"]["rerank"]["run_path"])}
+    tname = f"teacher ({records['teacher']['layers']} layers, L=0)"
+    runs = {tname: read_run(records["teacher"]["rerank"]["run_path"]),
+            "BM25": {q: dict(exp.bm25[q]) for q in test},
+            "twin zero-shot (6 layers, L=6)": read_run(records["twin-zeroshot"]["rerank"]["run_path"])}
     for L in s.distill_splits:
         if f"student-L{L}" in records:
             runs[f"student 3 layers L={L}"] = read_run(records[f"student-L{L}"]["rerank"]["run_path"])
     qrels = {q: exp.qrels[q] for q in test}
-    ev = evaluate(qrels, runs, baseline="teacher (6 layers, L=0)", relevance_level=exp.level)
-    t_ndcg = ev.means["teacher (6 layers, L=0)"]["nDCG@10"]
+    ev = evaluate(qrels, runs, baseline=tname, relevance_level=exp.level)
+    t_ndcg = ev.means[tname]["nDCG@10"]
     t_lat = records["teacher"]["rerank"]["median_latency_ms"]
     rows = ["| Model | nDCG@10 | kept | median ms/query | speed-up |", "|---|---:|---:|---:|---:|",
-            f"| teacher (6 layers, L=0) | {t_ndcg:.4f} | 1.000 | {t_lat:.0f} | 1.00x |"]
+            f"| teacher ({records['teacher']['layers']} layers, {teacher_desc}) | {t_ndcg:.4f} | 1.000 | {t_lat:.0f} | 1.00x |"]
     table = {}
     for L in s.distill_splits:
         name = f"student 3 layers L={L}"
@@ -648,10 +779,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dial-steps", type=int, help="steps of the dial model (default: --steps)")
     p.add_argument("--scifact-steps", type=int, help="steps of the SciFact models (default 30; smoke 2)")
     p.add_argument("--distill-steps", type=int, help="steps of each student (default: --steps)")
+    p.add_argument("--teacher-steps", type=int, help="steps of the distillation teacher (default 200; smoke 2)")
+    p.add_argument("--teacher", default="", help="distil from this cross-encoder (a folder or hub id, e.g. "
+                   "cross-encoder/ms-marco-MiniLM-L6-v2 where the hub is reachable) instead of training a teacher")
     p.add_argument("--splits", help="comma-separated splits L (default 0,2,4,5,6; smoke 0,6)")
     p.add_argument("--folds", type=int, help="k of the DL19 cross-validation (default 5)")
     p.add_argument("--run-folds", help="comma-separated folds to run (default all; smoke 0)")
     p.add_argument("--scifact-test-queries", type=int, help="cap on SciFact test queries, a seeded sample (default 100; 0: all 300)")
+    p.add_argument("--scifact-depth", type=int, help="SciFact test candidates re-ranked per query (default 50)")
+    p.add_argument("--scifact-splits", help="comma-separated splits of the SciFact models (default 0,2,4,5,6)")
+    p.add_argument("--head", choices=["twin", "cls"], default="twin",
+                   help="head of the per-L models at L < T: the checkpoint's twin head (default) or a new cls head")
     p.add_argument("--tinybert", action="store_true", help="add TinyBERT intermediate losses to distillation")
     p.add_argument("--keep-models", action="store_true", help="keep every trained model (else only the teacher)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
@@ -680,7 +818,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"=== {name} done in {timings[name]:.0f} s ===")
         (root / f"{name}.md").write_text(sections[name], encoding="utf-8")
     parts = [f"# Training recipes{' (smoke run)' if s.smoke else ''}", "",
-             f"Environment: {json.dumps(env)}. Wall time of this invocation: "
+             f"Environment: {json.dumps(env)}. Wall time of the last invocation (parts recorded earlier are skipped, their times are in the JSON records): "
              + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()), ""]
     for name in ("dl19", "scifact", "distill"):
         path = root / f"{name}.md"
