@@ -28,12 +28,7 @@ def add_cache_command(subparsers) -> None:
     b.add_argument("--compress-dim", type=int, default=None,
                    help="train a PreTTR compressor to this many dims on the first documents and store compressed states")
     b.add_argument("--compress-docs", type=int, default=2000, help="documents the compressor is trained on")
-    b.add_argument("--compress-steps", type=int, default=400, help="auto-encoder steps of the compressor")
-    b.add_argument("--compress-tune-steps", type=int, default=200,
-                   help="steps tuning the compressor through the frozen joint layers on the --first-stage "
-                        "candidate lists (0: auto-encoder only)")
-    b.add_argument("--compress-tune-queries", type=int, default=200,
-                   help="first-stage queries whose candidate lists the compressor is tuned on (default 200)")
+    b.add_argument("--compress-steps", type=int, default=400)
     b.add_argument("--batch-size", type=int, default=64)
     b.set_defaults(func=run_build)
 
@@ -65,47 +60,19 @@ def _documents(args):
     return ((d, texts[d]) for d in ids), len(ids)
 
 
-def _tuning_lists(args) -> list[tuple[str, list[str]]]:
-    """The first ``--compress-tune-queries`` queries of the first stage with their candidates' texts."""
-    from lateint.data import load_dataset
-
-    ds = load_dataset(args.dataset)
-    candidates = ds.candidates(args.first_stage, args.depth)
-    queries = ds.queries()
-    qids = [q for q in candidates if q in queries][: args.compress_tune_queries]
-    texts = ds.doc_text(list(dict.fromkeys(d for q in qids for d, _ in candidates[q])))
-    return [(queries[q], [texts[d] for d, _ in candidates[q]]) for q in qids]
-
-
-def _train_compressor(args, ranker):
-    from lateint.cache.compression import train_compressor, tune_compressor
-
-    docs, _ = _documents(args)
-    sample = [t for _, t in zip(range(args.compress_docs), docs)]
-    sample = [t for _, t in sample]
-    compressor, info = train_compressor(ranker, sample, args.compress_dim, steps=args.compress_steps, seed=args.seed, progress=True)
-    print(f"compressor e={info.dim}: reconstruction MSE {info.initial_mse:.4f} -> {info.final_mse:.4f} "
-          f"on {info.tokens} token states of {info.documents} documents")
-    if args.compress_tune_steps <= 0:
-        return compressor
-    if args.first_stage is None:
-        print("compressor not tuned through the joint layers (it needs query/candidate lists): give --first-stage, "
-              "or --compress-tune-steps 0 to train the auto-encoder only. An auto-encoder alone can reorder "
-              "rankings noticeably (benchmarks/compressor_fidelity.py).")
-        return compressor
-    lists = _tuning_lists(args)
-    compressor, tuning = tune_compressor(ranker, compressor, lists, steps=args.compress_tune_steps, seed=args.seed,
-                                         progress=True)
-    print(f"compressor tuned through the joint layers on {tuning.lists} queries: score margin-MSE "
-          f"{tuning.initial_loss:.3e} -> {tuning.final_loss:.3e}")
-    return compressor
-
-
 def run_build(args: argparse.Namespace) -> int:
+    from lateint.cache.compression import train_compressor
     from lateint.cache.doc_cache import DocCache
 
     ranker = load_ranker(args)
-    compressor = _train_compressor(args, ranker) if args.compress_dim else None
+    compressor = None
+    if args.compress_dim:
+        docs, _ = _documents(args)
+        sample = [t for _, t in zip(range(args.compress_docs), docs)]
+        sample = [t for _, t in sample]
+        compressor, info = train_compressor(ranker, sample, args.compress_dim, steps=args.compress_steps, seed=args.seed, progress=True)
+        print(f"compressor e={info.dim}: reconstruction MSE {info.initial_mse:.4f} -> {info.final_mse:.4f} "
+              f"on {info.tokens} token states of {info.documents} documents")
     docs, total = _documents(args)
     cache = DocCache.build(ranker, docs, args.out, storage=args.storage, compressor=compressor,
                            precompute=args.precompute, batch_size=args.batch_size, total=total)

@@ -33,20 +33,6 @@ def test_cache_build_info_verify_and_rerank(tmp_path, irdata, tiny_model, capsys
     assert "tiny" in json.dumps(table)
 
 
-def test_cache_build_with_a_tuned_compressor(tmp_path, irdata, tiny_model, capsys):
-    model = str(tiny_model("bert", 2))
-    common = ["--model", model, "--split", "1", "--head", "cls", "--max-doc-length", "64"]
-    assert main(["cache", "build", *common, "--dataset", DL19, "--first-stage", "bm25", "--depth", "3",
-                 "--out", str(tmp_path / "cache"), "--compress-dim", "8", "--compress-docs", "30",
-                 "--compress-steps", "5", "--compress-tune-steps", "3", "--compress-tune-queries", "4"]) == 0
-    out = capsys.readouterr().out
-    assert "compressor e=8: reconstruction MSE" in out
-    assert "compressor tuned through the joint layers on 4 queries" in out
-    assert main(["cache", "info", str(tmp_path / "cache"), "--json"]) == 0
-    info = json.loads(capsys.readouterr().out)
-    assert info["fields"]["states"]["shape"] == [8]
-
-
 def test_errors_are_one_line_messages(tmp_path, irdata, tiny_model, capsys):
     assert main(["rerank", "--model", str(tmp_path / "nope"), "--dataset", DL19, "--out", str(tmp_path / "r.trec")]) == 2
     err = capsys.readouterr().err
