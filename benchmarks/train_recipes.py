@@ -84,7 +84,7 @@ from lateint.training.config import (  # noqa: E402
     OptimSettings,
     TrainConfig,
 )
-from lateint.training.groups import build_groups, kfold  # noqa: E402
+from lateint.training.groups import build_groups, judged_query_ids, kfold  # noqa: E402
 from lateint.training.trainer import Trainer  # noqa: E402
 
 T0 = time.perf_counter()
@@ -316,7 +316,7 @@ class DL19Experiment:
         self.queries = self.ds.queries()
         self.qrels = self.ds.qrels()
         self.level = self.ds.official_relevance_level
-        self.qids = sorted(q for q in self.qrels if q in self.queries)
+        self.qids = judged_query_ids(self.queries, self.qrels)
         self.bm25 = self.ds.candidates("bm25", s.depth)
         self.splits = kfold(self.qids, s.folds, s.seed)
         # The local DL19 collection is the subset of passages the first-stage runs retrieved, so
@@ -581,7 +581,7 @@ def scifact_first_stage(s: Settings, root: Path, train_ds, test_ds, rec: Records
 def select_scifact_queries(s: Settings, train_ds, test_ds) -> tuple[dict[str, str], dict[str, str]]:
     def pick(ds, limit, salt):
         queries, qrels = ds.queries(), ds.qrels()
-        qids = sorted(q for q in qrels if q in queries)
+        qids = judged_query_ids(queries, qrels)
         if limit and len(qids) > limit:
             qids = sorted(random.Random(f"{salt}:{s.seed}").sample(qids, limit))
         return {q: queries[q] for q in qids}

@@ -18,11 +18,11 @@ import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from lateint.errors import ConfigError, InputError
 from lateint.training.config import TrainConfig
-from lateint.training.groups import kfold
+from lateint.training.groups import judged_query_ids, kfold
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def cross_validate(
     folder.mkdir(parents=True, exist_ok=True)
     ds = load_dataset(data.dataset)
     queries, qrels = ds.queries(), ds.qrels()
-    qids = sorted(q for q in qrels if q in queries)  # as groups_from_dataset draws the folds
+    qids = judged_query_ids(queries, qrels)
     folds = kfold(qids, data.folds, config.seed)
     candidates = ds.candidates(data.run, depth or data.depth)
 
@@ -186,7 +186,8 @@ def cross_validate(
 
     evaluation = None
     if evaluate_runs and merged_paths:
-        first_stage = {q: dict(ranked) for q, ranked in candidates.items() if q in set(qids)}
+        judged = set(qids)
+        first_stage = {q: dict(ranked) for q, ranked in candidates.items() if q in judged}
         named = {"first stage": first_stage, **{f"L={L}": str(p) for L, p in merged_paths.items()}}
         evaluation = evaluate(ds, named, baseline="first stage")
         (folder / "evaluation.md").write_text(evaluation.to_markdown() + "\n", encoding="utf-8")

@@ -47,6 +47,8 @@ def plot_loss_curve(loss_log: str | Path, path: str | Path, *, window: int = 10)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if window < 1:
+        raise InputError(f"window={window} must be at least 1 step.")
     rows = read_loss_log(loss_log)
     steps = [r["step"] for r in rows]
     terms = [k for k in rows[0] if k not in NOT_LOSSES and isinstance(rows[0][k], (int, float))]
@@ -56,8 +58,8 @@ def plot_loss_curve(loss_log: str | Path, path: str | Path, *, window: int = 10)
     for term in terms:
         values = [r.get(term, float("nan")) for r in rows]
         line, = ax.plot(steps, values, alpha=0.25, linewidth=1)
-        w = max(1, min(window, len(values)))
-        smooth = [sum(values[max(0, i - w + 1): i + 1]) / len(values[max(0, i - w + 1): i + 1]) for i in range(len(values))]
+        recent = [values[max(0, i - window + 1): i + 1] for i in range(len(values))]
+        smooth = [sum(v) / len(v) for v in recent]
         ax.plot(steps, smooth, color=line.get_color(), label=term, linewidth=1.8)
     ax.set_ylabel("loss")
     ax.grid(True, alpha=0.3)

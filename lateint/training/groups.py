@@ -193,6 +193,12 @@ def kfold(qids: Iterable[str], k: int, seed: int = 0) -> list[tuple[list[str], l
     return out
 
 
+def judged_query_ids(queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]]) -> list[str]:
+    """The queries that have judgements and a text, sorted: what training groups and
+    cross-validation folds are drawn from (with :func:`kfold`), so that both agree."""
+    return sorted(q for q in qrels if q in queries)
+
+
 def groups_from_dataset(settings, seed: int = 0) -> list[TrainingGroup]:
     """Training groups for :class:`~lateint.training.config.DataSettings` from ``lateint.data``.
 
@@ -207,7 +213,7 @@ def groups_from_dataset(settings, seed: int = 0) -> list[TrainingGroup]:
     ds = load_dataset(settings.dataset)
     queries = ds.queries()
     qrels = ds.qrels()
-    qids = sorted(q for q in qrels if q in queries)
+    qids = judged_query_ids(queries, qrels)
     if settings.folds:
         qids = kfold(qids, settings.folds, seed)[settings.fold][0]
     if settings.max_queries and len(qids) > settings.max_queries:

@@ -17,6 +17,8 @@ def test_a_dial_log_is_drawn(tmp_path):
     out = plot_loss_curve(log, tmp_path / "curve.png")
     assert out.read_bytes()[:4] == b"\x89PNG" and out.stat().st_size > 5000
     assert [r["step"] for r in read_loss_log(log)] == list(range(1, 31))
+    with pytest.raises(InputError, match="window=0"):
+        plot_loss_curve(log, tmp_path / "curve.png", window=0)
 
 
 @pytest.mark.parametrize("text,match", [("", "no records"), ('{"loss": 1.0}\n', ":1 is not a loss-log record"),
