@@ -308,6 +308,28 @@ def gain_table(qrels, runs: dict[str, Any], splits: list[int], level: int, untra
     return "\n".join(md), {"rows": rows, "tests": len(tests)}
 
 
+def per_l_head(s: Settings, L: int, T: int) -> str | None:
+    """A per-L model's head: None keeps the checkpoint's twin head (mean, cosine); with
+    ``--head cls`` a new ``cls`` head at L < T."""
+    return "cls" if L < T and s.head == "cls" else None
+
+
+def untrained_at_splits(rec: Records, tag: str, fp_tag: str, model: str, splits: list[int],
+                        lengths: tuple[int, int], dataset, candidates, runs_dir: Path, fp_parts: list) -> None:
+    """Re-rank ``candidates`` with the untrained ``model`` read at each split of ``splits``,
+    recorded as ``zeroshot-L<split>`` under a fingerprint of ``fp_tag``, the split, the lengths and
+    ``fp_parts`` (skipped where already recorded)."""
+    for L in splits:
+        fp = fingerprint([fp_tag, L, *lengths, *fp_parts])
+        if rec.get(f"zeroshot-L{L}", fp) is None:
+            ranker = SplitRanker.from_pretrained(model, split=L, max_query_length=lengths[0], max_doc_length=lengths[1])
+            info = rerank(ranker, dataset, candidates, runs_dir / f"zeroshot-L{L}-{fp}.trec", f"{tag}-zs-L{L}")
+            rec.put(f"zeroshot-L{L}", fp, {"split": L, "rerank": info})
+            log(f"{tag}: zero-shot twin at L={L} re-ranked {info['queries']} queries, "
+                f"mean {info['mean_latency_ms']:.0f} ms/query")
+            del ranker
+
+
 # ------------------------------------------------------------------------------------------ DL19
 class DL19Experiment:
     def __init__(self, s: Settings):
@@ -371,8 +393,7 @@ class DL19Experiment:
         )
 
     def head(self, L: int) -> str | None:
-        """The per-L model's head: None keeps the checkpoint's twin head (mean, cosine)."""
-        return "cls" if L < self.T and self.s.head == "cls" else None
+        return per_l_head(self.s, L, self.T)
 
     def head_name(self, L: int) -> str:
         return self.head(L) or "twin"
@@ -407,16 +428,9 @@ def run_dl19(s: Settings, root: Path) -> dict:
         rec.put("twin-zeroshot", fp, {"rerank": info})
         log(f"dl19: zero-shot twin re-ranked {info['scored_now']} queries, mean {info['mean_latency_ms']:.0f} ms/query")
     # the same untrained twin read after the joint layers at each L < T: what training adds at that L
-    for L in [x for x in s.splits if x < exp.T]:
-        fp = fingerprint(["twin-zs-at-L", L, s.max_query_length, s.max_doc_length, evaluated])
-        if rec.get(f"zeroshot-L{L}", fp) is None:
-            ranker = SplitRanker.from_pretrained(exp.minilm, split=L, max_query_length=s.max_query_length,
-                                                 max_doc_length=s.max_doc_length)
-            info = rerank(ranker, exp.ds, exp.candidates(evaluated), runs_dir / f"zeroshot-L{L}-{fp}.trec", f"zeroshot-L{L}")
-            rec.put(f"zeroshot-L{L}", fp, {"split": L, "rerank": info})
-            log(f"dl19: zero-shot twin at L={L} re-ranked {info['scored_now']} queries, "
-                f"mean {info['mean_latency_ms']:.0f} ms/query")
-            del ranker
+    untrained_at_splits(rec, "dl19", "twin-zs-at-L", exp.minilm, [x for x in s.splits if x < exp.T],
+                        (s.max_query_length, s.max_doc_length), exp.ds, exp.candidates(evaluated), runs_dir,
+                        [evaluated])
     torch.manual_seed(s.seed)
 
     for fold in s.run_folds:
@@ -603,7 +617,7 @@ def run_scifact(s: Settings, root: Path) -> dict:
     runs_dir = root / "runs" / "scifact"
 
     def head(L: int) -> str | None:
-        return "cls" if L < T and s.head == "cls" else None
+        return per_l_head(s, L, T)
 
     for L in s.scifact_splits:
         key = f"L{L}"
@@ -632,16 +646,9 @@ def run_scifact(s: Settings, root: Path) -> dict:
             drop_weights(out)
         del ranker
     # the untrained twin read after the joint layers at each L < T, with the re-rankers' lengths
-    for L in [x for x in s.scifact_splits if x < T]:
-        fp = fingerprint(["scifact-zs-at-L", L, s.scifact_max_query_length, s.scifact_max_doc_length,
-                          sorted(test_q), s.scifact_depth])
-        if rec.get(f"zeroshot-L{L}", fp) is None:
-            ranker = SplitRanker.from_pretrained(minilm, split=L, max_query_length=s.scifact_max_query_length,
-                                                 max_doc_length=s.scifact_max_doc_length)
-            rr = rerank(ranker, test_ds, test_c, runs_dir / f"zeroshot-L{L}-{fp}.trec", f"scifact-zs-L{L}")
-            rec.put(f"zeroshot-L{L}", fp, {"split": L, "rerank": rr})
-            log(f"scifact: zero-shot twin at L={L} re-ranked {rr['queries']} queries, mean {rr['mean_latency_ms']:.0f} ms/query")
-            del ranker
+    untrained_at_splits(rec, "scifact", "scifact-zs-at-L", minilm, [x for x in s.scifact_splits if x < T],
+                        (s.scifact_max_query_length, s.scifact_max_doc_length), test_ds, test_c, runs_dir,
+                        [sorted(test_q), s.scifact_depth])
     records = rec.data["records"]
     # the first stage cut to the depth the re-rankers see, so that every run has the same candidates
     runs: dict[str, Any] = {f"twin zero-shot full retrieval (top {s.scifact_depth})": {

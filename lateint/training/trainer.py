@@ -611,7 +611,7 @@ class Trainer:
             output=self.output, model_path=model_path, steps=done, resumed_from=start, final_loss=last_loss,
             seeds=self.seeds, loss_log=log_path, config_path=config_path, seconds=seconds, groups=len(self.groups),
         )
-        if acc.is_main_process and done >= c.steps:
+        if main and done >= c.steps:
             (self.output / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
             if log_path.is_file() and log_path.stat().st_size:
                 plot_loss_curve(log_path, self.output / LOSS_CURVE_FILE)
