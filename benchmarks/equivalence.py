@@ -75,8 +75,8 @@ def main() -> None:
     twin = SplitRanker.from_pretrained(model, split=6, head="twin", pooling="mean", crossing="cosine")
     ours_t = twin.score(queries, docs)
     with torch.inference_mode():
-        tq = twin.represent_queries(twin.pair_tokenizer.query_sides(queries)).values
-        td = twin.represent_docs(twin.pair_tokenizer.doc_sides(docs)).values
+        tq = twin.represent_queries(twin.query_sides(queries)).values
+        td = twin.represent_docs(twin.doc_sides(docs)).values
     twin_res = {"similarity_vs_sentence_transformers": (ours_t - torch.nn.functional.cosine_similarity(q, d)).abs().max().item(),
                 "query_embedding_vs_sentence_transformers": (tq - q).abs().max().item(),
                 "doc_embedding_vs_sentence_transformers": (td - d).abs().max().item()}

@@ -55,6 +55,7 @@ os.environ.setdefault("IR_DATASETS_HOME", str(_TMP_ROOT / "lateint-cache" / "ir_
 from lateint import SplitRanker  # noqa: E402
 from lateint.cache.compression import train_compressor  # noqa: E402
 from lateint.cache.doc_cache import DocCache  # noqa: E402
+from lateint.reranking import rerank  # noqa: E402
 from lateint.checkpoints import resolve  # noqa: E402
 from lateint.data import load_dataset  # noqa: E402
 from lateint.profiling.flops import LayerShape, rerank_flops  # noqa: E402
@@ -170,13 +171,13 @@ def time_reranks(ranker: SplitRanker, cache: DocCache, queries: Sequence[str], c
     allocator). Passes stop early once one pass took longer than ``slow_seconds`` per query, since
     such rows are compute-bound and vary little; the repeat count actually used is returned.
     """
-    ranker.rerank(queries[0], list(cands[0][:8]), cache, batch_size=batch_size)
+    rerank(ranker, queries[0], list(cands[0][:8]), cache, batch_size=batch_size)
     best = [float("inf")] * len(queries)
     done = 0
     for _ in range(repeats):
         for i, (q, c) in enumerate(zip(queries, cands)):
             start = time.perf_counter()
-            ranker.rerank(q, c, cache, batch_size=batch_size)
+            rerank(ranker, q, c, cache, batch_size=batch_size)
             best[i] = min(best[i], time.perf_counter() - start)
         done += 1
         if statistics.mean(best) > slow_seconds:
@@ -185,11 +186,11 @@ def time_reranks(ranker: SplitRanker, cache: DocCache, queries: Sequence[str], c
 
 
 def doc_lengths(ranker: SplitRanker, texts: dict[str, str], ids: Sequence[str]) -> list[int]:
-    return [len(s) for s in ranker.pair_tokenizer.doc_sides([texts[i] for i in ids])]
+    return [len(s) for s in ranker.doc_sides([texts[i] for i in ids])]
 
 
 def query_length(ranker: SplitRanker, query: str) -> int:
-    return len(ranker.pair_tokenizer.query_sides([query])[0])
+    return len(ranker.query_sides([query])[0])
 
 
 def padded_lengths(lengths: Sequence[int], batch_size: int) -> list[int]:
@@ -285,7 +286,7 @@ def split_sweep(model: str, cls_ranker: SplitRanker, twin_ranker: SplitRanker, d
         use = qids if L >= T - 1 else slow_qids
         cands = [data.runs["bm25"][q] for q in use]
         docs = [(d, data.texts[d]) for d in dict.fromkeys(d for c in cands for d in c)]
-        ranker = twin_ranker if L == T else cls_ranker.set_split(L)
+        ranker = twin_ranker if L == T else cls_ranker.at(L)
         options = [("fp32", "none")] if L == 0 else [(st, "none") for st in storages(L)]
         if L in kv_splits and 0 < L < T:
             options.append(("fp16", "kv"))
@@ -327,7 +328,7 @@ def top1000_rows(cls_ranker: SplitRanker, twin_ranker: SplitRanker, data: Data, 
         with timers.patched(breakdown_targets()):
             start = time.perf_counter()
             for q, c in zip(qids, lists):
-                twin_ranker.rerank(data.queries[q], c, cache)
+                rerank(twin_ranker, data.queries[q], c, cache)
             total = (time.perf_counter() - start) / len(qids) * 1e3
         parts = {k: v / len(qids) * 1e3 for k, v in timers.seconds.items()}
         parts["other (Python, head, cat/expand, copies)"] = total - sum(parts.values())
@@ -335,7 +336,7 @@ def top1000_rows(cls_ranker: SplitRanker, twin_ranker: SplitRanker, data: Data, 
         rows.append(row)
         log(f"top-1000 twin {storage}: {row.mean_ms:.2f} ms/query; {row.note}")
         shutil.rmtree(path, ignore_errors=True)
-    ranker = cls_ranker.set_split(T - 1)
+    ranker = cls_ranker.at(T - 1)
     path = tmp / "top1000-kv"
     cache = build_cache(ranker, docs, path, "fp16", "kv")
     row = measure_row("top1000", "MiniLM-L6", ranker, cache, data, qids, lists, "kv", "fp16", s.repeats, peak,
@@ -436,7 +437,7 @@ def storage_rows(cls_ranker: SplitRanker, data: Data, s: Settings, tmp: Path, sp
     H = cls_ranker.encoder.hidden_size
     out = []
     for L in splits:
-        ranker = cls_ranker.set_split(L)
+        ranker = cls_ranker.at(L)
         comp, training = train_compressor(ranker, train_texts, 128, steps=s.compressor_steps, seed=s.seed)
         log(f"compressor L={L}: mse {training.initial_mse:.4f} -> {training.final_mse:.4f} in {training.seconds:.1f} s")
         options = [("fp32", None), ("fp16", None), ("int8", None), ("fp16", comp), ("int8", comp)]
@@ -444,7 +445,7 @@ def storage_rows(cls_ranker: SplitRanker, data: Data, s: Settings, tmp: Path, sp
         for storage, c in options:
             path = tmp / f"storage-L{L}-{storage}-{'e128' if c else 'full'}"
             cache = build_cache(ranker, docs, path, storage, compressor=c)
-            scores = [np.array(list(ranker.rerank(data.queries[q], ids, cache).values())) for q, ids in zip(qids, cands)]
+            scores = [np.array(list(rerank(ranker, data.queries[q], ids, cache).values())) for q, ids in zip(qids, cands)]
             if not reference:
                 reference = scores
             taus = [kendall_tau(r, x) for r, x in zip(reference, scores)]
@@ -535,10 +536,10 @@ def breakdown(cls_ranker: SplitRanker, twin_ranker: SplitRanker, data: Data, tmp
     targets = breakdown_targets()
     out = []
     for L, pre in ((0, "none"), (T - 1, "none"), (T - 1, "kv"), (T // 2, "none"), (T, "none")):
-        ranker = twin_ranker if L == T else cls_ranker.set_split(L)
+        ranker = twin_ranker if L == T else cls_ranker.at(L)
         path = tmp / f"breakdown-L{L}-{pre}"
         cache = build_cache(ranker, docs, path, "fp16", pre)
-        ranker.rerank(data.queries[qids[0]], cands[0][:8], cache)
+        rerank(ranker, data.queries[qids[0]], cands[0][:8], cache)
         reps = 1 if L == 0 else repeats
         best: dict | None = None
         for _ in range(reps):
@@ -546,7 +547,7 @@ def breakdown(cls_ranker: SplitRanker, twin_ranker: SplitRanker, data: Data, tmp
             with timers.patched(targets):
                 start = time.perf_counter()
                 for q, c in zip(qids, cands):
-                    ranker.rerank(data.queries[q], c, cache)
+                    rerank(ranker, data.queries[q], c, cache)
                 total = time.perf_counter() - start
             if best is None or total < best["total"]:
                 best = {"total": total, "seconds": dict(timers.seconds), "calls": dict(timers.calls)}
@@ -570,7 +571,7 @@ def batch_size_effect(cls_ranker: SplitRanker, data: Data, tmp: Path, s: Setting
         qids = pick_queries(data, nq)
         cands = [data.runs["bm25"][q] for q in qids]
         docs = [(d, data.texts[d]) for d in dict.fromkeys(d for c in cands for d in c)]
-        ranker = cls_ranker.set_split(L)
+        ranker = cls_ranker.at(L)
         path = tmp / f"batch-L{L}"
         cache = build_cache(ranker, docs, path, "fp32", pre)
         for bs in sizes:

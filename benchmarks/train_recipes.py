@@ -405,7 +405,7 @@ class DL19Experiment:
         r = SplitRanker.from_pretrained(path, max_query_length=self.s.max_query_length,
                                         max_doc_length=self.s.max_doc_length)
         if split is not None and split != r.split:
-            r.set_split(split)
+            r = r.at(split)
         return r
 
 
@@ -563,9 +563,8 @@ def scifact_first_stage(s: Settings, root: Path, train_ds, test_ds, rec: Records
         rest = sorted(set(doc_ids) - judged)
         doc_ids = sorted(judged | set(random.Random(s.seed).sample(rest, max(0, s.scifact_corpus_limit - len(judged)))))
     texts = store_ds.doc_text(doc_ids)
-    tok = ranker.pair_tokenizer
     t = time.perf_counter()
-    sides = tok.doc_sides([texts[d] for d in doc_ids])
+    sides = ranker.doc_sides([texts[d] for d in doc_ids])
     order = sorted(range(len(doc_ids)), key=lambda i: len(sides[i]))
     vecs = torch.empty(len(doc_ids), ranker.encoder.hidden_size)
     with torch.inference_mode():
@@ -580,7 +579,7 @@ def scifact_first_stage(s: Settings, root: Path, train_ds, test_ds, rec: Records
         qids = sorted(queries)
         with torch.inference_mode():
             q = torch.nn.functional.normalize(
-                ranker.represent_queries(tok.query_sides([queries[x] for x in qids])).values.float(), dim=-1)
+                ranker.represent_queries(ranker.query_sides([queries[x] for x in qids])).values.float(), dim=-1)
         scores = q @ vecs.T
         top = torch.topk(scores, min(s.depth, len(doc_ids)), dim=1)
         run = {qid: {doc_ids[j]: float(v) for v, j in zip(top.values[i].tolist(), top.indices[i].tolist())}

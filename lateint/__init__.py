@@ -16,6 +16,7 @@ from lateint.errors import (
 )
 from lateint.cache.doc_cache import DocCache
 from lateint.ranker import SplitRanker
+from lateint.reranking import rerank
 
 __version__ = "0.1.0"
 
@@ -32,4 +33,5 @@ __all__ = [
     "RankerConfig",
     "SplitRanker",
     "SplitSettings",
+    "rerank",
 ]

@@ -1,4 +1,4 @@
-"""Finding and recognising checkpoints.
+"""Checkpoints: finding, recognising, loading and saving a ranker's weights (all in one place).
 
 ``SplitRanker.from_pretrained`` accepts a hub id or a local folder holding any of:
 
@@ -12,13 +12,21 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
+from lateint.config import PAIR_HEADS, EncoderSettings, HeadSettings, RankerConfig, default_layout
 from lateint.errors import ConfigError, MissingResourceError
+
+logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "lateint.json"
 HEAD_WEIGHTS_FILE = "lateint_head.safetensors"
@@ -31,11 +39,11 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 @dataclass
 class Checkpoint:
-    """A resolved checkpoint folder and what kind of checkpoint it is.
+    """A resolved checkpoint folder and its format.
 
     Attributes:
         path: local folder.
-        kind: ``lateint``, ``cross-encoder``, ``sentence-transformers`` or ``encoder``.
+        format: ``lateint``, ``cross-encoder``, ``sentence-transformers`` or ``encoder``.
         transformer_path: the folder holding the ``transformers`` model (a subfolder for some
             sentence-transformers layouts).
         config: the ``transformers`` config.json contents.
@@ -46,7 +54,7 @@ class Checkpoint:
     """
 
     path: Path
-    kind: str
+    format: str
     transformer_path: Path
     config: dict[str, Any]
     pooling: str | None = None
@@ -77,6 +85,10 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     path = Path(text).expanduser()
     if path.is_dir():
         return path
+    if path.is_file():
+        raise MissingResourceError(
+            f"model path {text!r} is a file; give the folder that holds config.json, the weights and the tokenizer."
+        )
     packaged = packaged_model_path(text)
     if packaged is not None:
         return packaged
@@ -99,9 +111,17 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
         ) from None
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+def _read_json(path: Path, expect: type = dict) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc}); restore it from the original model folder.") from None
+    except OSError as exc:
+        raise MissingResourceError(f"cannot read {path}: {exc.strerror}.") from None
+    if not isinstance(data, expect):
+        raise ConfigError(f"{path} holds a JSON {type(data).__name__}, not a {expect.__name__}; restore it from the original model folder.")
+    return data
 
 
 def inspect(name_or_path: str | os.PathLike) -> Checkpoint:
@@ -111,7 +131,7 @@ def inspect(name_or_path: str | os.PathLike) -> Checkpoint:
         saved = _read_json(path / CONFIG_FILE)
         return Checkpoint(path, "lateint", path, _read_json(path / "config.json"), lateint=saved)
     if (path / "modules.json").is_file():
-        modules = _read_json(path / "modules.json")
+        modules = _read_json(path / "modules.json", list)
         transformer = next((m for m in modules if m.get("type", "").endswith("Transformer")), None)
         pooling_mod = next((m for m in modules if m.get("type", "").endswith("Pooling")), None)
         if transformer is None:
@@ -141,5 +161,260 @@ def inspect(name_or_path: str | os.PathLike) -> Checkpoint:
         raise MissingResourceError(f"{path} holds no config.json; it is not a transformers model folder.")
     config = _read_json(path / "config.json")
     archs = config.get("architectures") or []
-    kind = "cross-encoder" if any(a.endswith("ForSequenceClassification") for a in archs) else "encoder"
-    return Checkpoint(path, kind, path, config)
+    fmt = "cross-encoder" if any(a.endswith("ForSequenceClassification") for a in archs) else "encoder"
+    return Checkpoint(path, fmt, path, config)
+
+
+# -- loading -------------------------------------------------------------------------------------
+#: Activation of the dense layer in the standard sequence-classification head of each family.
+_FAMILY_HEAD_ACTIVATION = {"electra": "gelu"}
+_ROBERTA_FAMILY = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "data2vec-text")
+SAVE_FORMATS = ("sequence-classification", "encoder+head")
+
+
+def family_activation(model_type: str) -> str:
+    """The activation of the family's standard classification head (``tanh`` or ``gelu``)."""
+    return _FAMILY_HEAD_ACTIVATION.get(model_type, "tanh")
+
+
+def _classifier_parts(model: nn.Module, model_type: str) -> tuple[nn.Linear | None, str, nn.Linear]:
+    """The (dense, activation, output) layers of a ``*ForSequenceClassification`` model."""
+    clf = getattr(model, "classifier", None)
+    if clf is not None and hasattr(clf, "out_proj") and hasattr(clf, "dense"):
+        return clf.dense, family_activation(model_type), clf.out_proj
+    if isinstance(clf, nn.Linear):
+        pooler = getattr(model.base_model, "pooler", None)
+        if pooler is not None:
+            return pooler.dense, "tanh", clf
+        return None, "none", clf
+    raise ConfigError(
+        f"{type(model).__name__} has a classification head lateint does not know how to read; "
+        "supported: BERT-style (pooler + linear) and RoBERTa/ELECTRA-style (dense + out_proj)."
+    )
+
+
+def _load_kwargs() -> dict:
+    import transformers
+
+    major = int(transformers.__version__.split(".")[0])
+    # Load in fp32 whatever the checkpoint's storage dtype; casting is the caller's choice.
+    return {"dtype": torch.float32} if major >= 5 else {"torch_dtype": torch.float32}
+
+
+@dataclass
+class LoadedParts:
+    """What :func:`load` returns: the pieces a :class:`~lateint.SplitRanker` is made of."""
+
+    backbone: nn.Module
+    head: nn.Module
+    tokenizer: Any
+    config: RankerConfig
+
+
+def resolve_config(ckpt: Checkpoint, *, split=None, head=None, layout=None, pooling=None, crossing=None,
+                   num_layers=None, max_query_length=None, max_doc_length=None, seed: int = 0,
+                   head_options: dict | None = None) -> RankerConfig:
+    """The ranker config for ``ckpt`` with the caller's overrides (see ``SplitRanker.from_pretrained``)."""
+    head_options = head_options or {}
+    unknown = set(head_options) - set(HeadSettings.__dataclass_fields__) - {"kind"}
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {sorted(unknown)}; head options are {sorted(HeadSettings.__dataclass_fields__)}."
+        )
+    model_type = ckpt.config.get("model_type", "bert")
+    available = int(ckpt.config.get("num_hidden_layers", 0))
+    if num_layers is not None and (isinstance(num_layers, bool) or not isinstance(num_layers, int) or not 1 <= num_layers <= available):
+        raise ConfigError(
+            f"num_layers={num_layers!r} is out of range: the checkpoint has {available} layers, so keep "
+            f"an integer from 1 to {available} (or omit it for all of them)."
+        )
+    if ckpt.format == "lateint":
+        config = RankerConfig.from_dict(ckpt.lateint["config"])
+        if head is not None and head != config.head.kind:
+            raise ConfigError(
+                f"{ckpt.path} holds a trained '{config.head.kind}' head; asking for head={head!r} would "
+                "discard it. Load its encoder with a new head from the saved folder's config.json instead, "
+                "or omit head=."
+            )
+    else:
+        config = RankerConfig(encoder=EncoderSettings(str(ckpt.path), model_type, num_layers or available))
+        if ckpt.format == "sentence-transformers":
+            config.head = HeadSettings(kind="twin", pooling=ckpt.pooling or "mean", crossing="cosine")
+            if ckpt.max_seq_length:
+                config.split.max_query_length = config.split.max_doc_length = int(ckpt.max_seq_length)
+        else:
+            config.head = HeadSettings(kind="cls", pooler_activation=family_activation(model_type))
+        config.seed = seed
+    if num_layers is not None:
+        config.encoder.num_layers = num_layers
+    T = config.encoder.num_layers or available
+    if head is not None:
+        config.head.kind = head
+    if split is None:
+        split = config.split.split if ckpt.format == "lateint" else (T if config.head.kind in PAIR_HEADS else 0)
+    for key, value in head_options.items():
+        setattr(config.head, key, value)
+    if pooling is not None:
+        config.head.pooling = pooling
+    if crossing is not None:
+        config.head.crossing = crossing
+    if ckpt.format != "lateint" or layout is not None or split != config.split.split:
+        config.split.layout = layout or default_layout(split, T, config.head.kind)
+    config.split.split = split
+    if max_query_length is not None:
+        config.split.max_query_length = max_query_length
+    if max_doc_length is not None:
+        config.split.max_doc_length = max_doc_length
+    else:
+        # The default document length is cut to what the model's position table can hold.
+        capacity = int(ckpt.config.get("max_position_embeddings", 512))
+        if model_type in _ROBERTA_FAMILY:
+            capacity -= int(ckpt.config.get("pad_token_id", 1)) + 1
+        excess = config.position_budget() - capacity
+        if excess > 0 and config.split.max_doc_length - excess >= 3:
+            config.split.max_doc_length -= excess
+    config.encoder.num_layers = T
+    config.validate()
+    return config
+
+
+def _load_backbone(ckpt: Checkpoint, config: RankerConfig) -> tuple[nn.Module, nn.Module | None]:
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    from lateint.modeling.heads import ClsHead, build_head
+
+    path = str(ckpt.transformer_path)
+    seqcls = any(a.endswith("ForSequenceClassification") for a in ckpt.config.get("architectures") or [])
+    if seqcls:
+        model = AutoModelForSequenceClassification.from_pretrained(path, **_load_kwargs())
+        backbone = model.base_model
+        if config.head.kind != "cls":
+            logger.warning("%s: discarding its classifier, a new %s head is initialised", path, config.head.kind)
+            return backbone, None
+        dense, activation, out = _classifier_parts(model, config.encoder.model_type)
+        n_labels = out.out_features
+        if n_labels not in (1, 2):
+            raise ConfigError(
+                f"{path} classifies into {n_labels} labels; a ranking score needs 1 label (a logit) or 2 "
+                "(relevant vs not, scored as the log-odds logit[1] - logit[0])."
+            )
+        head = ClsHead(backbone.config.hidden_size, activation, backbone.config.hidden_dropout_prob)
+        config.head.pooler_activation = activation
+        with torch.no_grad():
+            if dense is not None:
+                head.dense.load_state_dict(dense.state_dict())
+            if n_labels == 1:
+                head.out.load_state_dict(out.state_dict())
+            else:
+                # sigmoid(l1 - l0) == softmax(l)[1], so the 2-label model becomes one logit exactly.
+                head.out.weight.copy_(out.weight[1:2] - out.weight[0:1])
+                head.out.bias.copy_(out.bias[1:2] - out.bias[0:1])
+        return backbone, head
+    backbone = AutoModel.from_pretrained(path, **_load_kwargs())
+    if ckpt.format == "lateint":
+        from safetensors.torch import load_file
+
+        torch.manual_seed(config.seed)
+        head = build_head(config.head, backbone.config.hidden_size, backbone.config.hidden_dropout_prob)
+        head.load_state_dict(load_file(str(ckpt.path / HEAD_WEIGHTS_FILE)))
+        return backbone, head
+    return backbone, None
+
+
+def load(name_or_path: str | os.PathLike, **overrides) -> LoadedParts:
+    """Load backbone, head, tokenizer and config from any checkpoint :func:`inspect` recognises.
+
+    ``overrides`` are :func:`resolve_config`'s keyword arguments.
+    """
+    from transformers import AutoTokenizer
+
+    from lateint.modeling.heads import ClsHead, build_head
+
+    ckpt = inspect(name_or_path)
+    config = resolve_config(ckpt, **overrides)
+    backbone, head = _load_backbone(ckpt, config)
+    available = backbone.config.num_hidden_layers
+    T = config.encoder.num_layers or available
+    if T > available or T < 1:
+        raise ConfigError(f"num_layers={T} is out of range: the checkpoint has {available} layers.")
+    if T < available:
+        backbone.encoder.layer = nn.ModuleList(list(backbone.encoder.layer)[:T])
+        backbone.config.num_hidden_layers = T
+    config.encoder.num_layers = T
+    if head is None:
+        torch.manual_seed(config.seed)
+        head = build_head(config.head, backbone.config.hidden_size, backbone.config.hidden_dropout_prob)
+        # A pretrained BERT pooler is the natural start for the cls head's dense layer.
+        pooler = getattr(backbone, "pooler", None)
+        if isinstance(head, ClsHead) and head.dense is not None and pooler is not None and head.activation_name == "tanh":
+            with torch.no_grad():
+                head.dense.load_state_dict(pooler.dense.state_dict())
+    if getattr(backbone, "pooler", None) is not None:
+        backbone.pooler = None  # its weights, if used, now live in the head
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(ckpt.transformer_path))
+    except (OSError, ValueError) as exc:
+        raise MissingResourceError(
+            f"{ckpt.transformer_path} has no usable tokenizer ({str(exc).splitlines()[0][:200]}); save the "
+            "model's tokenizer into that folder."
+        ) from None
+    return LoadedParts(backbone, head, tokenizer, config)
+
+
+# -- saving --------------------------------------------------------------------------------------
+def save(ranker, folder: str | os.PathLike) -> Path:
+    """Save ``ranker`` so that :func:`load` restores it exactly (see ``SplitRanker.save_pretrained``)."""
+    from safetensors.torch import save_file
+
+    from lateint.modeling.heads import ClsHead
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"cannot save a model to {folder}: it is a file; give a folder path.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the model folder {folder}: {exc.strerror}; choose a writable path.") from None
+    backbone = ranker.encoder.backbone
+    config = ranker.config
+    model_type = config.encoder.model_type
+    fmt = "encoder+head"
+    cpu_state = {k: v.detach().to("cpu", torch.float32) for k, v in backbone.state_dict().items()}
+    head = ranker.head
+    if isinstance(head, ClsHead) and head.activation_name in ("none", family_activation(model_type)):
+        fmt = "sequence-classification"
+        _save_sequence_classification(ranker, folder, cpu_state)
+    else:
+        from transformers import AutoModel
+
+        cfg = copy.deepcopy(backbone.config)
+        cfg.num_hidden_layers = ranker.num_layers
+        model = AutoModel.from_config(cfg)
+        model.load_state_dict(cpu_state, strict=False)
+        model.save_pretrained(folder)
+        save_file({k: v.detach().to("cpu", torch.float32).contiguous() for k, v in head.state_dict().items()},
+                  str(folder / HEAD_WEIGHTS_FILE))
+    ranker.tokenizer.save_pretrained(folder)
+    with open(folder / CONFIG_FILE, "w", encoding="utf-8") as f:
+        json.dump({"format": fmt, "config": config.to_dict()}, f, indent=2)
+    return folder
+
+
+def _save_sequence_classification(ranker, folder: Path, state: dict[str, torch.Tensor]) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    cfg = copy.deepcopy(ranker.encoder.backbone.config)
+    cfg.num_hidden_layers = ranker.num_layers
+    cfg.num_labels = 1
+    cfg.id2label, cfg.label2id = {0: "LABEL_0"}, {"LABEL_0": 0}
+    model = AutoModelForSequenceClassification.from_config(cfg)
+    model.base_model.load_state_dict(state, strict=False)
+    dense, _, out = _classifier_parts(model, ranker.config.encoder.model_type)
+    head = ranker.head
+    if (dense is None) != (head.dense is None):
+        raise ConfigError("this cls head does not match the family's classification head; it cannot be saved in that format.")
+    with torch.no_grad():
+        if dense is not None:
+            dense.load_state_dict({k: v.to("cpu", torch.float32) for k, v in head.dense.state_dict().items()})
+        out.load_state_dict({k: v.to("cpu", torch.float32) for k, v in head.out.state_dict().items()})
+    model.save_pretrained(folder)

@@ -110,6 +110,8 @@ class RankerConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RankerConfig":
         """Rebuild from :meth:`to_dict` output; unknown keys are a :class:`ConfigError`."""
+        if not isinstance(data, dict) or not all(isinstance(data.get(k, {}), dict) for k in ("encoder", "split", "head")):
+            raise ConfigError("a lateint config must be a JSON object with 'encoder', 'split' and 'head' objects.")
         try:
             return cls(
                 encoder=EncoderSettings(**data.get("encoder", {})),
@@ -129,7 +131,9 @@ class RankerConfig:
         T = self.encoder.num_layers
         L = self.split.split
         head = self.head
-        if not isinstance(L, int) or isinstance(L, bool) or not 0 <= L <= T:
+        if not _is_int(T) or T < 1:
+            raise ConfigError(f"num_layers={T!r} must be a positive integer (the number of transformer layers kept).")
+        if not _is_int(L) or not 0 <= L <= T:
             raise ConfigError(
                 f"split={L!r} is out of range: this encoder has T={T} layers, so split must be an "
                 f"integer from 0 (cross-encoder) to {T} (twin)."
@@ -152,6 +156,10 @@ class RankerConfig:
             raise ConfigError(
                 f"pooler_activation={head.pooler_activation!r} is unknown; use 'tanh', 'gelu' or 'none'."
             )
+        for name in ("maxsim_dim", "dipair_tokens", "dipair_dim", "dipair_layers", "dipair_heads"):
+            value = getattr(head, name)
+            if not _is_int(value) or value < 1:
+                raise ConfigError(f"{name}={value!r} must be a positive integer.")
         if head.kind == "dipair" and head.dipair_layers not in (1, 2, 3, 4):
             raise ConfigError(f"dipair_layers={head.dipair_layers} must be between 1 and 4 (DiPair uses 1-2).")
         if head.kind == "dipair" and head.dipair_dim % head.dipair_heads:
@@ -160,7 +168,7 @@ class RankerConfig:
             )
         for name in ("max_query_length", "max_doc_length"):
             value = getattr(self.split, name)
-            if not isinstance(value, int) or value < 3:
+            if not _is_int(value) or value < 3:
                 raise ConfigError(f"{name}={value!r} must be an integer of at least 3 (room for special tokens and text).")
         if max_positions is not None:
             needed = self.position_budget()
@@ -177,6 +185,10 @@ class RankerConfig:
         if s.layout in ("packed", "offset"):
             return s.max_query_length + s.max_doc_length
         return max(s.max_query_length, s.max_doc_length)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def default_layout(split: int, num_layers: int, head: str) -> str:

@@ -3,63 +3,28 @@
 The first L of the encoder's T layers see the query and the document separately; the other T - L
 see them jointly. ``split=0`` is a cross-encoder, ``split=T`` a twin (bi-encoder) model, anything
 between is PreTTR/DeFormer-style partial interaction.
+
+The split lives only in the ranker's config. :meth:`SplitRanker.at` returns the same weights at
+another split as a new ranker (a view): moving the dial never changes a ranker in place.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import logging
 import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lateint import checkpoints
 from lateint.batching import length_batches
-from lateint.checkpoints import CONFIG_FILE, HEAD_WEIGHTS_FILE, Checkpoint
-from lateint.config import PAIR_HEADS, EncoderSettings, HeadSettings, RankerConfig, default_layout
+from lateint.config import RankerConfig, default_layout
 from lateint.errors import ConfigError, InputError
-from lateint.modeling.heads import ClsHead, PairHead, SideRep, build_head
-from lateint.modeling.split_encoder import SplitEncoder
+from lateint.modeling.heads import Head, SideRep
+from lateint.modeling.split_encoder import SplitEncoder, SplitEncoderOutput
 from lateint.tokenization import PairTokenizer, SideBatch, SideTokens, check_texts
-
-logger = logging.getLogger(__name__)
-
-#: Activation of the dense layer in the standard sequence-classification head of each family.
-_FAMILY_HEAD_ACTIVATION = {"electra": "gelu"}
-_SAVE_FORMATS = ("sequence-classification", "encoder+head")
-
-
-def _family_activation(model_type: str) -> str:
-    return _FAMILY_HEAD_ACTIVATION.get(model_type, "tanh")
-
-
-def _classifier_parts(model: nn.Module, model_type: str) -> tuple[nn.Linear | None, str, nn.Linear]:
-    """The (dense, activation, output) layers of a ``*ForSequenceClassification`` model."""
-    clf = getattr(model, "classifier", None)
-    if clf is not None and hasattr(clf, "out_proj") and hasattr(clf, "dense"):
-        return clf.dense, _family_activation(model_type), clf.out_proj
-    if isinstance(clf, nn.Linear):
-        pooler = getattr(model.base_model, "pooler", None)
-        if pooler is not None:
-            return pooler.dense, "tanh", clf
-        return None, "none", clf
-    raise ConfigError(
-        f"{type(model).__name__} has a classification head lateint does not know how to read; "
-        "supported: BERT-style (pooler + linear) and RoBERTa/ELECTRA-style (dense + out_proj)."
-    )
-
-
-def _load_kwargs() -> dict:
-    import transformers
-
-    major = int(transformers.__version__.split(".")[0])
-    # Load in fp32 whatever the checkpoint's storage dtype; casting is the caller's choice.
-    return {"dtype": torch.float32} if major >= 5 else {"torch_dtype": torch.float32}
 
 
 def _unique(items: Sequence[str]) -> tuple[list[str], torch.Tensor]:
@@ -68,22 +33,29 @@ def _unique(items: Sequence[str]) -> tuple[list[str], torch.Tensor]:
     return list(first), torch.tensor(index, dtype=torch.long)
 
 
+def check_batch_size(batch_size, what: str = "batch_size") -> int:
+    """``batch_size`` if it is a positive integer, else an :class:`InputError`."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"{what} must be a positive integer, got {batch_size!r}.")
+    return batch_size
+
+
 class SplitRanker(nn.Module):
     """A re-ranker with a split encoder and a scoring head.
 
-    Build one with :meth:`from_pretrained`; score with :meth:`score`; save with
-    :meth:`save_pretrained`. ``forward`` takes tokenized batches and is differentiable (training).
+    Build one with :meth:`from_pretrained`; score with :meth:`score`; move the dial with
+    :meth:`at`; save with :meth:`save_pretrained`. ``forward`` takes tokenized batches and is
+    differentiable (training).
     """
 
-    def __init__(self, encoder: SplitEncoder, head: nn.Module, tokenizer, config: RankerConfig):
+    def __init__(self, encoder: SplitEncoder, head: Head, tokenizer, config: RankerConfig):
         super().__init__()
         self.encoder = encoder
         self.head = head
         self.tokenizer = tokenizer
         self.config = config
-        self.pair_tokenizer = PairTokenizer(tokenizer, config.split, config.encoder.model_type)
-        self._max_positions = self._position_capacity()
-        config.validate(self._max_positions)
+        self._pair_tokenizer = PairTokenizer(tokenizer, config.split, config.encoder.model_type)
+        config.validate(self.position_capacity)
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -129,143 +101,51 @@ class SplitRanker(nn.Module):
             MissingResourceError: the folder does not exist and the hub cannot provide it.
             ConfigError: split out of range, a head that cannot work at that split, unknown options.
         """
-        ckpt = checkpoints.inspect(name_or_path)
-        config = cls._resolve_config(
-            ckpt, split, head, layout, pooling, crossing, num_layers, max_query_length, max_doc_length, seed, head_options
+        parts = checkpoints.load(
+            name_or_path, split=split, head=head, layout=layout, pooling=pooling, crossing=crossing,
+            num_layers=num_layers, max_query_length=max_query_length, max_doc_length=max_doc_length,
+            seed=seed, head_options=head_options,
         )
-        backbone, loaded_head = cls._load_backbone(ckpt, config)
-        available = backbone.config.num_hidden_layers
-        T = config.encoder.num_layers or available
-        if T > available or T < 1:
-            raise ConfigError(f"num_layers={T} is out of range: the checkpoint has {available} layers.")
-        if T < available:
-            backbone.encoder.layer = nn.ModuleList(list(backbone.encoder.layer)[:T])
-            backbone.config.num_hidden_layers = T
-        config.encoder.num_layers = T
-        if loaded_head is None:
-            torch.manual_seed(seed)
-            loaded_head = build_head(config.head, backbone.config.hidden_size, backbone.config.hidden_dropout_prob)
-            cls._init_head_from_checkpoint(loaded_head, backbone, ckpt, config)
-        if getattr(backbone, "pooler", None) is not None:
-            backbone.pooler = None  # its weights, if used, now live in the head
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(str(ckpt.transformer_path))
-        ranker = cls(SplitEncoder(backbone, config.split.split), loaded_head, tokenizer, config)
+        ranker = cls(SplitEncoder(parts.backbone), parts.head, parts.tokenizer, parts.config)
         ranker.eval()
         if device is not None or dtype is not None:
             ranker.to(device=device, dtype=dtype)
         return ranker
 
-    @staticmethod
-    def _resolve_config(ckpt: Checkpoint, split, head, layout, pooling, crossing, num_layers, max_q, max_d, seed, head_options) -> RankerConfig:
-        unknown = set(head_options) - set(HeadSettings.__dataclass_fields__) - {"kind"}
-        if unknown:
-            raise ConfigError(
-                f"unknown option(s) {sorted(unknown)}; head options are {sorted(HeadSettings.__dataclass_fields__)}."
-            )
-        model_type = ckpt.config.get("model_type", "bert")
-        available = int(ckpt.config.get("num_hidden_layers", 0))
-        if ckpt.kind == "lateint":
-            config = RankerConfig.from_dict(ckpt.lateint["config"])
-            if head is not None and head != config.head.kind:
-                raise ConfigError(
-                    f"{ckpt.path} holds a trained '{config.head.kind}' head; asking for head={head!r} would "
-                    "discard it. Load its encoder with a new head from the saved folder's config.json instead, "
-                    "or omit head=."
-                )
-        else:
-            config = RankerConfig(encoder=EncoderSettings(str(ckpt.path), model_type, num_layers or available))
-            if ckpt.kind == "sentence-transformers":
-                config.head = HeadSettings(kind="twin", pooling=ckpt.pooling or "mean", crossing="cosine")
-                if ckpt.max_seq_length:
-                    config.split.max_query_length = config.split.max_doc_length = int(ckpt.max_seq_length)
-            else:
-                config.head = HeadSettings(kind="cls", pooler_activation=_family_activation(model_type))
-            config.seed = seed
-        if num_layers is not None:
-            config.encoder.num_layers = num_layers
-        T = config.encoder.num_layers or available
-        if head is not None:
-            config.head.kind = head
-        if split is None:
-            split = config.split.split if ckpt.kind == "lateint" else (T if config.head.kind in PAIR_HEADS else 0)
-        for key, value in head_options.items():
-            setattr(config.head, key, value)
-        if pooling is not None:
-            config.head.pooling = pooling
-        if crossing is not None:
-            config.head.crossing = crossing
-        if ckpt.kind != "lateint" or layout is not None or split != config.split.split:
-            config.split.layout = layout or default_layout(split, T, config.head.kind)
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Save weights, tokenizer and config so that :meth:`from_pretrained` restores this ranker.
+
+        A ``cls`` head whose structure is the family's standard classification head is saved as a
+        ``transformers`` ``*ForSequenceClassification`` checkpoint (``AutoModelForSequenceClassification``
+        and sentence-transformers' ``CrossEncoder`` load it); other heads are saved as the base
+        encoder plus ``lateint_head.safetensors``.
+        """
+        return checkpoints.save(self, folder)
+
+    def at(self, split: int, layout: str | None = None) -> "SplitRanker":
+        """The same weights at another split (and layout): a new ranker sharing every parameter.
+
+        The layout defaults to the one the split calls for (:func:`lateint.config.default_layout`),
+        except that the current layout is kept when the split does not change.
+        """
+        config = copy.deepcopy(self.config)
+        if layout is None:
+            layout = config.split.layout if split == self.split else default_layout(split, self.num_layers, config.head.kind)
         config.split.split = split
-        if max_q is not None:
-            config.split.max_query_length = max_q
-        if max_d is not None:
-            config.split.max_doc_length = max_d
-        else:
-            # The default document length is cut to what the model's position table can hold.
-            capacity = int(ckpt.config.get("max_position_embeddings", 512))
-            if model_type in ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "data2vec-text"):
-                capacity -= int(ckpt.config.get("pad_token_id", 1)) + 1
-            excess = config.position_budget() - capacity
-            if excess > 0 and config.split.max_doc_length - excess >= 3:
-                config.split.max_doc_length -= excess
-        config.encoder.num_layers = T
-        config.validate()
-        return config
+        config.split.layout = layout
+        view = SplitRanker(self.encoder, self.head, self.tokenizer, config)
+        view.train(self.training)
+        return view
 
-    @staticmethod
-    def _load_backbone(ckpt: Checkpoint, config: RankerConfig) -> tuple[nn.Module, nn.Module | None]:
-        from transformers import AutoModel, AutoModelForSequenceClassification
+    def set_split(self, split: int, layout: str | None = None) -> "SplitRanker":
+        """Move this ranker's dial in place (its config is replaced; the weights are untouched).
 
-        path = str(ckpt.transformer_path)
-        seqcls = any(a.endswith("ForSequenceClassification") for a in ckpt.config.get("architectures") or [])
-        if seqcls:
-            model = AutoModelForSequenceClassification.from_pretrained(path, **_load_kwargs())
-            backbone = model.base_model
-            if config.head.kind != "cls":
-                logger.warning("%s: discarding its classifier, a new %s head is initialised", path, config.head.kind)
-                return backbone, None
-            dense, activation, out = _classifier_parts(model, config.encoder.model_type)
-            n_labels = out.out_features
-            if n_labels not in (1, 2):
-                raise ConfigError(
-                    f"{path} classifies into {n_labels} labels; a ranking score needs 1 label (a logit) or 2 "
-                    "(relevant vs not, scored as the log-odds logit[1] - logit[0])."
-                )
-            head = ClsHead(backbone.config.hidden_size, activation, backbone.config.hidden_dropout_prob)
-            config.head.pooler_activation = activation
-            with torch.no_grad():
-                if dense is not None:
-                    head.dense.load_state_dict(dense.state_dict())
-                if n_labels == 1:
-                    head.out.load_state_dict(out.state_dict())
-                else:
-                    # sigmoid(l1 - l0) == softmax(l)[1], so the 2-label model becomes one logit exactly.
-                    head.out.weight.copy_(out.weight[1:2] - out.weight[0:1])
-                    head.out.bias.copy_(out.bias[1:2] - out.bias[0:1])
-            return backbone, head
-        backbone = AutoModel.from_pretrained(path, **_load_kwargs())
-        if ckpt.kind == "lateint":
-            torch.manual_seed(config.seed)
-            head = build_head(config.head, backbone.config.hidden_size, backbone.config.hidden_dropout_prob)
-            weights = ckpt.path / HEAD_WEIGHTS_FILE
-            head.load_state_dict(load_file(str(weights)))
-            return backbone, head
-        return backbone, None
-
-    @staticmethod
-    def _init_head_from_checkpoint(head: nn.Module, backbone: nn.Module, ckpt: Checkpoint, config: RankerConfig) -> None:
-        # A pretrained BERT pooler is the natural start for the cls head's dense layer.
-        pooler = getattr(backbone, "pooler", None)
-        if isinstance(head, ClsHead) and head.dense is not None and pooler is not None and head.activation_name == "tanh":
-            with torch.no_grad():
-                head.dense.load_state_dict(pooler.dense.state_dict())
-
-    def _position_capacity(self) -> int:
-        cfg = self.encoder.backbone.config
-        return int(cfg.max_position_embeddings) - self.pair_tokenizer.position_offset
+        Prefer :meth:`at`, which leaves this ranker as it is. Returns ``self``.
+        """
+        view = self.at(split, layout or default_layout(split, self.num_layers, self.config.head.kind))
+        self.config = view.config
+        self._pair_tokenizer = view._pair_tokenizer
+        return self
 
     # -- properties ----------------------------------------------------------------------------
     @property
@@ -279,9 +159,19 @@ class SplitRanker(nn.Module):
         return self.encoder.num_layers
 
     @property
-    def twin_end(self) -> bool:
+    def bi_encoder(self) -> bool:
         """True when no joint layer is left (L = T) and the head compares two independent sides."""
-        return self.split == self.num_layers and isinstance(self.head, PairHead)
+        return self.split == self.num_layers and self.head.compares_sides
+
+    @property
+    def doc_states_depend_on_query(self) -> bool:
+        """True for the packed layout at L > 0: document positions follow the query's length."""
+        return self._pair_tokenizer.doc_positions_depend_on_query
+
+    @property
+    def position_capacity(self) -> int:
+        """Positions the model's table holds for token positions (after any padding offset)."""
+        return int(self.encoder.backbone.config.max_position_embeddings) - self._pair_tokenizer.position_offset
 
     @property
     def device(self) -> torch.device:
@@ -291,17 +181,6 @@ class SplitRanker(nn.Module):
     def dtype(self) -> torch.dtype:
         return next(self.parameters()).dtype
 
-    def set_split(self, split: int, layout: str | None = None) -> "SplitRanker":
-        """Move the dial: run the same weights at another split (and layout). Returns ``self``."""
-        config = copy.deepcopy(self.config)
-        config.split.split = split
-        config.split.layout = layout or default_layout(split, self.num_layers, config.head.kind)
-        config.validate(self._max_positions)
-        self.config = config
-        self.encoder.split = split
-        self.pair_tokenizer = PairTokenizer(self.tokenizer, config.split, config.encoder.model_type)
-        return self
-
     def __repr__(self) -> str:
         c = self.config
         head = c.head.kind + (f"({c.head.pooling},{c.head.crossing})" if c.head.kind == "twin" else "")
@@ -310,7 +189,60 @@ class SplitRanker(nn.Module):
             f"layout={c.split.layout}, head={head}, max_len=({c.split.max_query_length},{c.split.max_doc_length}))"
         )
 
+    # -- tokenization --------------------------------------------------------------------------
+    def query_sides(self, texts: Sequence[str]) -> list[SideTokens]:
+        """Tokenize queries into query sides, truncated to ``max_query_length``."""
+        return self._pair_tokenizer.query_sides(texts)
+
+    def doc_sides(self, texts: Sequence[str]) -> list[SideTokens]:
+        """Tokenize documents into document sides, truncated to ``max_doc_length``."""
+        return self._pair_tokenizer.doc_sides(texts)
+
+    def query_batch(self, sides: Sequence[SideTokens]) -> SideBatch:
+        """Pad query sides into a batch on the ranker's device."""
+        return self._pair_tokenizer.query_batch(sides).to(self.device)
+
+    def doc_batch(self, sides: Sequence[SideTokens], query_lengths: Sequence[int] | None = None) -> SideBatch:
+        """Pad document sides into a batch on the ranker's device, positioned by the layout
+        (after queries of ``query_lengths`` in the packed layout)."""
+        return self._pair_tokenizer.doc_batch(sides, query_lengths).to(self.device)
+
+    def pair_batches(self, q_sides: Sequence[SideTokens], d_sides: Sequence[SideTokens]) -> tuple[SideBatch, SideBatch]:
+        """Batches of aligned query and document sides, placed by the layout."""
+        lengths = [len(s) for s in q_sides] if self.doc_states_depend_on_query else None
+        return self.query_batch(q_sides), self.doc_batch(d_sides, lengths)
+
     # -- differentiable forward ----------------------------------------------------------------
+    def encode_pairs(
+        self,
+        queries: SideBatch | None,
+        docs: SideBatch | None,
+        *,
+        query_states: torch.Tensor | None = None,
+        query_mask: torch.Tensor | None = None,
+        doc_states: torch.Tensor | None = None,
+        doc_mask: torch.Tensor | None = None,
+        keys_values: tuple[torch.Tensor, torch.Tensor] | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> SplitEncoderOutput:
+        """The encoder pass at this ranker's split (see :meth:`SplitEncoder.forward`); the last
+        layer computes only the [CLS] row when the head reads nothing else."""
+        return self.encoder(
+            queries, docs, split=self.split, query_states=query_states, query_mask=query_mask,
+            doc_states=doc_states, doc_mask=doc_mask, keys_values=keys_values,
+            first_row_only=self.head.reads_first_row_only and not output_hidden_states,
+            output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+        )
+
+    def forward(self, queries: SideBatch, docs: SideBatch) -> torch.Tensor:
+        """Scores ``[B]`` of aligned pairs of tokenized sides, through the efficient split path."""
+        return self.head(self.encode_pairs(queries.to(self.device), docs.to(self.device)))
+
+    def forward_reference(self, queries: SideBatch, docs: SideBatch) -> torch.Tensor:
+        """Scores of aligned pairs through the reference path (one block-masked sequence per pair)."""
+        return self.head(self.encoder.reference(queries.to(self.device), docs.to(self.device), split=self.split))
+
     def score_states(
         self,
         query: torch.Tensor,
@@ -325,56 +257,32 @@ class SplitRanker(nn.Module):
         ``keys_values``: the first joint layer's keys and values of the concatenated pairs, when
         they come from a cache.
         """
-        if isinstance(self.head, ClsHead):
-            cls_state = self.encoder.encode_joint(
-                query, query_mask, doc, doc_mask, first_only=True, keys_values=keys_values
-            )[:, 0]
-            return self.head(cls_state)
-        if self.split < self.num_layers:
-            joint = self.encoder.encode_joint(query, query_mask, doc, doc_mask, keys_values=keys_values)
-            width = query.shape[1]
-            query, doc = joint[:, :width], joint[:, width:]
-        return self.head(query, query_mask, doc, doc_mask)
+        return self.head(self.encode_pairs(None, None, query_states=query, query_mask=query_mask,
+                                     doc_states=doc, doc_mask=doc_mask, keys_values=keys_values))
 
-    def forward(self, queries: SideBatch, docs: SideBatch) -> torch.Tensor:
-        """Scores ``[B]`` of aligned pairs of tokenized sides, through the efficient split path."""
-        queries, docs = queries.to(self.device), docs.to(self.device)
-        q = self.encoder.encode_side(queries)
-        d = self.encoder.encode_side(docs)
-        return self.score_states(q, queries.mask, d, docs.mask)
+    # -- representations -----------------------------------------------------------------------
+    def lower_states(self, batch: SideBatch) -> torch.Tensor:
+        """Layer-L states of one side's batch (what a cache stores at 0 < L < T)."""
+        return self.encoder.encode_side(batch, self.split)
 
-    def forward_reference(self, queries: SideBatch, docs: SideBatch) -> torch.Tensor:
-        """Scores of aligned pairs through the reference path (one block-masked sequence per pair)."""
-        queries, docs = queries.to(self.device), docs.to(self.device)
-        states = self.encoder.reference(queries, docs)
-        if isinstance(self.head, ClsHead):
-            return self.head(states.query[:, 0])
-        return self.head(states.query, states.query_mask, states.doc, states.doc_mask)
-
-    # -- representations (what a cache stores) -------------------------------------------------
-    def encode_docs_lower(self, sides: Sequence[SideTokens]) -> list[torch.Tensor]:
-        """Layer-L states of documents, one ``[len, H]`` tensor each (no padding).
-
-        Not defined for the packed layout at L > 0, whose document states depend on the query.
-        """
-        if self.pair_tokenizer.doc_positions_depend_on_query:
+    def represent(self, sides: Sequence[SideTokens], side: str) -> SideRep:
+        """The pair head's representations of query or document sides at L = T (pooled vectors
+        or token vectors)."""
+        if not self.bi_encoder:
             raise ConfigError(
-                "layout='packed' places document positions after the query, so document states depend on "
-                "the query and cannot be computed alone; use layout='offset' or 'restart'."
+                f"independent {side} representations exist only at split = T with a twin, maxsim or dipair "
+                f"head; this ranker runs split={self.split} of T={self.num_layers} with head={self.config.head.kind!r}."
             )
-        batch = self.pair_tokenizer.doc_batch(sides).to(self.device)
-        states = self.encoder.encode_side(batch)
-        return [states[i, :n] for i, n in enumerate(batch.lengths.tolist())]
+        batch = self.query_batch(sides) if side == "query" else self.doc_batch(sides)
+        return self.head.represent(self.encoder.encode_side(batch, self.split), batch.mask, side)
 
     def represent_docs(self, sides: Sequence[SideTokens]) -> SideRep:
-        """The pair head's document representations at L = T (pooled vectors or token vectors)."""
-        batch = self.pair_tokenizer.doc_batch(sides).to(self.device)
-        return self.head.represent(self.encoder.encode_side(batch), batch.mask, "doc")
+        """:meth:`represent` of document sides."""
+        return self.represent(sides, "doc")
 
     def represent_queries(self, sides: Sequence[SideTokens]) -> SideRep:
-        """The pair head's query representations at L = T."""
-        batch = self.pair_tokenizer.query_batch(sides).to(self.device)
-        return self.head.represent(self.encoder.encode_side(batch), batch.mask, "query")
+        """:meth:`represent` of query sides."""
+        return self.represent(sides, "query")
 
     # -- scoring strings -----------------------------------------------------------------------
     def score(
@@ -410,14 +318,13 @@ class SplitRanker(nn.Module):
                 f"queries and docs must be aligned lists of equal length, got {len(queries)} queries and "
                 f"{len(docs)} docs. To score one query against many documents, repeat the query."
             )
-        if batch_size < 1:
-            raise InputError(f"batch_size must be positive, got {batch_size}.")
+        check_batch_size(batch_size)
         if not queries:
             return torch.empty(0)
         uq, q_index = _unique(queries)
         ud, d_index = _unique(docs)
-        q_sides = self.pair_tokenizer.query_sides(uq)
-        d_sides = self.pair_tokenizer.doc_sides(ud)
+        q_sides = self.query_sides(uq)
+        d_sides = self.doc_sides(ud)
         was_training = self.training
         self.eval()
         try:
@@ -438,9 +345,9 @@ class SplitRanker(nn.Module):
         progress: bool = False,
     ) -> torch.Tensor:
         """Score pairs ``(q_sides[q_index[i]], d_sides[d_index[i]])`` of tokenized sides."""
+        check_batch_size(batch_size)
         n = len(q_index)
         out = torch.empty(n, dtype=torch.float32)
-        tok = self.pair_tokenizer
         q_len = torch.tensor([len(s) for s in q_sides])
         d_len = torch.tensor([len(s) for s in d_sides])
         # Sort pairs by length so that batches carry little padding.
@@ -448,7 +355,8 @@ class SplitRanker(nn.Module):
         order = sorted(range(n), key=lambda i: (pair_len[i], int(q_index[i])))
         chunks = [torch.tensor(b) for b in length_batches(order, pair_len, batch_size)]
         bar = _progress(chunks, progress, "scoring")
-        if not reference and self.twin_end and not tok.doc_positions_depend_on_query:
+        packed = self.doc_states_depend_on_query
+        if not reference and self.bi_encoder and not packed:
             q_rep = self._represent_all(q_sides, "query", batch_size)
             d_rep = self._represent_all(d_sides, "doc", batch_size)
             for rows in bar:
@@ -458,20 +366,16 @@ class SplitRanker(nn.Module):
         for rows in bar:
             qi, di = q_index[rows].tolist(), d_index[rows].tolist()
             if reference:
-                qb = tok.query_batch([q_sides[i] for i in qi])
-                db = tok.doc_batch([d_sides[i] for i in di], [len(q_sides[i]) for i in qi] if tok.doc_positions_depend_on_query else None)
+                qb, db = self.pair_batches([q_sides[i] for i in qi], [d_sides[i] for i in di])
                 out[rows] = self.forward_reference(qb, db).float().cpu()
                 continue
             q, q_mask = _pad([q_states[i] for i in qi], self.device)
-            if tok.doc_positions_depend_on_query:
-                keys = [(d, len(q_sides[q_])) for q_, d in zip(qi, di)]
-            else:
-                keys = [(d, 0) for d in di]
+            # In the packed layout a document's positions (so its states) follow the query's length.
+            keys = [(d, len(q_sides[q_]) if packed else 0) for q_, d in zip(qi, di)]
             uniq = list(dict.fromkeys(keys))
             where = {k: j for j, k in enumerate(uniq)}
-            db = tok.doc_batch([d_sides[d] for d, _ in uniq], [s for _, s in uniq] if tok.doc_positions_depend_on_query else None)
-            db = db.to(self.device)
-            d_states = self.encoder.encode_side(db)
+            db = self.doc_batch([d_sides[d] for d, _ in uniq], [s for _, s in uniq] if packed else None)
+            d_states = self.lower_states(db)
             pick = torch.tensor([where[k] for k in keys], device=self.device)
             out[rows] = self.score_states(q, q_mask, d_states[pick], db.mask[pick]).float().cpu()
         return out
@@ -482,8 +386,7 @@ class SplitRanker(nn.Module):
         order = sorted(range(len(sides)), key=lambda i: len(sides[i]))
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            batch = self.pair_tokenizer.query_batch([sides[i] for i in idx]).to(self.device)
-            h = self.encoder.encode_side(batch)
+            h = self.lower_states(self.query_batch([sides[i] for i in idx]))
             for row, i in enumerate(idx):
                 states[i] = h[row, : len(sides[i])]
         return states
@@ -493,78 +396,13 @@ class SplitRanker(nn.Module):
         order = sorted(range(len(sides)), key=lambda i: len(sides[i]))
         reps: list[SideRep] = []
         for start in range(0, len(order), batch_size):
-            chunk = [sides[i] for i in order[start : start + batch_size]]
-            reps.append(self.represent_queries(chunk) if side == "query" else self.represent_docs(chunk))
+            reps.append(self.represent([sides[i] for i in order[start : start + batch_size]], side))
         values = _cat_padded([r.values for r in reps])
         mask = None if reps[0].mask is None else _cat_padded([r.mask for r in reps])
         inverse = torch.empty(len(order), dtype=torch.long)
         inverse[torch.tensor(order)] = torch.arange(len(order))
         inverse = inverse.to(values.device)
         return SideRep(values[inverse], None if mask is None else mask[inverse])
-
-    # -- re-ranking from a document cache -----------------------------------------------------
-    def rerank(self, query: str, doc_ids: Sequence[str], cache, *, batch_size: int = 128) -> dict[str, float]:
-        """Score cached documents ``doc_ids`` for ``query``: ``{doc_id: score}``.
-
-        Only the query's lower layers and the joint layers run; see :mod:`lateint.cache.doc_cache`.
-
-        Raises:
-            CacheMismatchError: ``cache`` was built for another configuration or other weights.
-            InputError: an id is not in the cache, or the query is empty.
-        """
-        from lateint.cache.doc_cache import rerank
-
-        return rerank(self, query, doc_ids, cache, batch_size=batch_size)
-
-    # -- saving -------------------------------------------------------------------------------
-    def save_pretrained(self, folder: str | os.PathLike) -> Path:
-        """Save weights, tokenizer and config so that :meth:`from_pretrained` restores this ranker.
-
-        A ``cls`` head whose structure is the family's standard classification head is saved as a
-        ``transformers`` ``*ForSequenceClassification`` checkpoint (``AutoModelForSequenceClassification``
-        and sentence-transformers' ``CrossEncoder`` load it); other heads are saved as the base
-        encoder plus ``lateint_head.safetensors``.
-        """
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        backbone = self.encoder.backbone
-        model_type = self.config.encoder.model_type
-        fmt = "encoder+head"
-        cpu_state = {k: v.detach().to("cpu", torch.float32) for k, v in backbone.state_dict().items()}
-        if isinstance(self.head, ClsHead) and self.head.activation_name in ("none", _family_activation(model_type)):
-            fmt = "sequence-classification"
-            self._save_sequence_classification(folder, cpu_state)
-        else:
-            cfg = copy.deepcopy(backbone.config)
-            cfg.num_hidden_layers = self.num_layers
-            from transformers import AutoModel
-
-            model = AutoModel.from_config(cfg)
-            model.load_state_dict(cpu_state, strict=False)
-            model.save_pretrained(folder)
-            save_file({k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.head.state_dict().items()}, str(folder / HEAD_WEIGHTS_FILE))
-        self.tokenizer.save_pretrained(folder)
-        with open(folder / CONFIG_FILE, "w", encoding="utf-8") as f:
-            json.dump({"format": fmt, "config": self.config.to_dict()}, f, indent=2)
-        return folder
-
-    def _save_sequence_classification(self, folder: Path, state: dict[str, torch.Tensor]) -> None:
-        from transformers import AutoModelForSequenceClassification
-
-        cfg = copy.deepcopy(self.encoder.backbone.config)
-        cfg.num_hidden_layers = self.num_layers
-        cfg.num_labels = 1
-        cfg.id2label, cfg.label2id = {0: "LABEL_0"}, {"LABEL_0": 0}
-        model = AutoModelForSequenceClassification.from_config(cfg)
-        missing, unexpected = model.base_model.load_state_dict(state, strict=False)
-        dense, activation, out = _classifier_parts(model, self.config.encoder.model_type)
-        if (dense is None) != (self.head.dense is None):
-            raise ConfigError("this cls head does not match the family's classification head; it cannot be saved in that format.")
-        with torch.no_grad():
-            if dense is not None:
-                dense.load_state_dict({k: v.to("cpu", torch.float32) for k, v in self.head.dense.state_dict().items()})
-            out.load_state_dict({k: v.to("cpu", torch.float32) for k, v in self.head.out.state_dict().items()})
-        model.save_pretrained(folder)
 
 
 def _pad(tensors: list[torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

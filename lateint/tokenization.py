@@ -124,6 +124,12 @@ def _read_template(tokenizer) -> _Template:
     )
 
 
+def is_blank(text: str) -> bool:
+    """True for a text with nothing a tokenizer would keep: whitespace, NUL and other control
+    characters only."""
+    return not "".join(ch for ch in text if ch.isprintable()).strip()
+
+
 def check_texts(texts: Sequence[str], what: str) -> list[str]:
     """Validate a list of texts: strings, not empty or blank.
 
@@ -132,13 +138,15 @@ def check_texts(texts: Sequence[str], what: str) -> list[str]:
     """
     if isinstance(texts, str):
         raise InputError(f"{what} must be a list of strings, not a single string; wrap it: [{texts[:30]!r}].")
+    if isinstance(texts, (bytes, dict)) or not hasattr(texts, "__iter__"):
+        raise InputError(f"{what} must be a list of strings, got {type(texts).__name__}.")
     texts = list(texts)
     for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise InputError(f"{what}[{i}] is a {type(t).__name__}, not a string.")
-        if not t.strip():
+        if is_blank(t):
             raise InputError(
-                f"{what}[{i}] is empty or blank; a ranker cannot score an empty text. Remove the pair "
+                f"{what}[{i}] is empty or blank (or holds only control characters); a ranker cannot score an empty text. Remove the pair "
                 "or give it a text."
             )
     return texts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lateint import ConfigError, InputError, MissingResourceError, SplitRanker
+from lateint import ConfigError, DocCache, InputError, MissingResourceError, SplitRanker
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +67,10 @@ def test_folder_without_config(tmp_path):
         SplitRanker.from_pretrained(tmp_path)
 
 
-def test_packed_layout_cannot_encode_documents_alone(minilm_path):
+def test_packed_layout_cannot_cache_documents(minilm_path, tmp_path):
     ranker = SplitRanker.from_pretrained(minilm_path, split=2, head="cls", layout="packed", max_doc_length=64)
-    sides = ranker.pair_tokenizer.doc_sides(["a document"])
-    with pytest.raises(ConfigError, match="cannot be computed alone"):
-        ranker.encode_docs_lower(sides)
+    with pytest.raises(ConfigError, match="cannot be cached"):
+        DocCache.build(ranker, [("d1", "a document")], tmp_path / "cache", progress=False)
 
 
 def test_default_document_length_fits_a_small_position_table(tiny_model):

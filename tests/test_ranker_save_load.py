@@ -36,7 +36,7 @@ def test_restored_ranker_can_move_the_dial(tmp_path, minilm_path, pairs):
     ranker.save_pretrained(tmp_path)
     at4 = SplitRanker.from_pretrained(tmp_path, split=4)
     assert at4.split == 4 and at4.config.split.layout == "offset"
-    direct = SplitRanker.from_pretrained(minilm_path, split=2, head="cls", max_doc_length=64).set_split(4)
+    direct = SplitRanker.from_pretrained(minilm_path, split=2, head="cls", max_doc_length=64).at(4)
     assert torch.allclose(at4.score(*pairs), direct.score(*pairs), atol=1e-6)
 
 

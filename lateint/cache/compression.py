@@ -97,11 +97,14 @@ def train_compressor(
         raise ConfigError("a state compressor is for cached layer-L states, that is 0 < split < T.")
     torch.manual_seed(seed)
     start = time.perf_counter()
-    sides = ranker.pair_tokenizer.doc_sides(list(texts))
+    sides = ranker.doc_sides(list(texts))
     with torch.inference_mode():
-        states = torch.cat(
-            [torch.cat(ranker.encode_docs_lower(sides[i : i + 64])) for i in range(0, len(sides), 64)]
-        ).float().cpu()
+        parts = []
+        for i in range(0, len(sides), 64):
+            batch = ranker.doc_batch(sides[i : i + 64])
+            states = ranker.lower_states(batch)
+            parts.extend(states[row, :n] for row, n in enumerate(batch.lengths.tolist()))
+        states = torch.cat(parts).float().cpu()
     states = states.clone()  # leave inference mode's tensors behind for autograd
     comp = StateCompressor(ranker.encoder.hidden_size, dim)
     opt = torch.optim.AdamW(comp.parameters(), lr=lr, weight_decay=0.0)

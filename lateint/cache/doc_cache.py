@@ -1,29 +1,22 @@
 """``DocCache``: a ranker's document representations, computed once and stored.
 
-What is stored depends on the ranker's split L (``kind``):
+What is stored depends on the ranker's split L (see :mod:`lateint.modeling.representations`):
 
-==========  =====================================================  ================================
-kind        stored per document                                    query time computes
-==========  =====================================================  ================================
-``tokens``  L = 0: token ids and types (int32 + int8, 5 B/token)   the whole cross-encoder
-``states``  0 < L < T: layer-L token states (``storage`` codec,    the query's L layers, then
-            optionally PreTTR-compressed to e dims)                the T - L joint layers
-``kv``      0 < L < T with ``precompute="kv"``: also the first     the joint layers without the
-            joint layer's document keys and values (2H per token)  document K/V projections
-``vector``  L = T, twin: the pooled (and normalised) vector        the query's encoding, a dot
-``tokens``  L = T, maxsim: the projected token vectors             the query's encoding, MaxSim
-``dipair``  L = T, dipair: the first k projected token vectors     the query's encoding + head
-==========  =====================================================  ================================
-
-At L = 0 nothing the query does not touch can be precomputed except the embedding lookup, which
-is a gather; storing 384-768 floats per token for it would cost ~100x the bytes of the ids for
-no saving, so the ``tokens`` kind stores ids. With ``precompute="kv"`` at L = T - 1 and a ``cls``
-head, the states themselves are not needed (the last layer computes only the [CLS] row, whose
-keys and values are cached), so only keys and values are stored.
+=================  ==============================================  ===============================
+kind               stored per document                             query time computes
+=================  ==============================================  ===============================
+``tokens``         L = 0: token ids and types (5 B/token)          the whole cross-encoder
+``states``         0 < L < T: layer-L token states (``storage``    the query's L layers, then
+                   codec, optionally PreTTR-compressed)            the T - L joint layers
+``kv``             0 < L < T with ``precompute="kv"``: also the    the joint layers without the
+                   first joint layer's document keys and values    document K/V projections
+``vector``         L = T, twin: the pooled (normalised) vector     the query's encoding, a dot
+``token_vectors``  L = T, maxsim / dipair: token vectors           the query's encoding + head
+=================  ==============================================  ===============================
 
 Costs (H = hidden size, per token): ``states`` fp32 4H bytes, fp16 2H, int8 H + 4; compression to
-e dims replaces H by e (and adds one small linear layer + LayerNorm per token at query time);
-``kv`` adds 2x the states' bytes (or replaces them at L = T - 1 with a ``cls`` head).
+e dims replaces H by e; ``kv`` adds 2x the states' bytes (or replaces them at L = T - 1 with a
+``cls`` head). This module stores, opens and checks; the representation encodes and scores.
 """
 
 from __future__ import annotations
@@ -41,73 +34,22 @@ import torch
 
 from lateint.cache.compression import StateCompressor
 from lateint.cache.fields import FieldSpec
-from lateint.cache.fingerprint import cache_description, ranker_fingerprint
+from lateint.cache.fingerprint import cache_description, representation_fingerprint, weights_state
 from lateint.cache.reader import CacheReader
 from lateint.cache.writer import CacheWriter
-from lateint.batching import length_batches
 from lateint.errors import CacheMismatchError, ConfigError, InputError, MissingResourceError
-from lateint.modeling.heads import ClsHead, SideRep
-from lateint.modeling.layers import first_row_over_blocks
-from lateint.tokenization import SideTokens
+from lateint.modeling.representations import PRECOMPUTE, STORAGES, Representation, representation_for
+from lateint.tokenization import is_blank
 
 logger = logging.getLogger(__name__)
 
-STORAGES = ("fp32", "fp16", "int8")
-PRECOMPUTE = ("none", "kv")
 _COMPRESSOR_DIR = "compressor"
 _BUILD_FILE = "build.json"
 
 
-@dataclass
-class CachePlan:
-    """What a cache for a given ranker and options holds."""
-
-    kind: str
-    fields: list[FieldSpec]
-    storage: str
-    precompute: str
-
-    @property
-    def field_names(self) -> list[str]:
-        return [f.name for f in self.fields]
-
-
-def plan_cache(ranker, storage: str, compressor: StateCompressor | None, precompute: str) -> CachePlan:
-    """Decide the fields a cache of ``ranker`` stores (see the module docstring)."""
-    if storage not in STORAGES:
-        raise ConfigError(f"storage={storage!r} is unknown; use one of {', '.join(STORAGES)}.")
-    if precompute not in PRECOMPUTE:
-        raise ConfigError(f"precompute={precompute!r} is unknown; use 'none' or 'kv'.")
-    L, T, H = ranker.split, ranker.num_layers, ranker.encoder.hidden_size
-    head = ranker.config.head
-    if compressor is not None and not 0 < L < T:
-        raise ConfigError("a state compressor applies to layer-L states, that is 0 < split < T.")
-    if precompute == "kv" and not 0 < L < T:
-        raise ConfigError("precompute='kv' caches the first joint layer's keys and values, so it needs 0 < split < T.")
-    if compressor is not None and compressor.hidden_size != H:
-        raise ConfigError(f"the compressor restores {compressor.hidden_size} dims but the ranker's hidden size is {H}.")
-    if ranker.pair_tokenizer.doc_positions_depend_on_query and L > 0:
-        raise ConfigError(
-            "layout='packed' places document positions after the query, so at split > 0 document states depend "
-            "on the query and cannot be cached. Use layout='offset' (PreTTR) or 'restart' (DeFormer)."
-        )
-    if L == 0:
-        fields = [FieldSpec("input_ids", "raw-int32"), FieldSpec("token_type_ids", "raw-int8")]
-        return CachePlan("tokens", fields, storage, precompute)
-    if L < T:
-        dim = compressor.dim if compressor is not None else H
-        fields = []
-        kv_only = precompute == "kv" and L == T - 1 and isinstance(ranker.head, ClsHead)
-        if not kv_only:
-            fields.append(FieldSpec("states", storage, dim))
-        if precompute == "kv":
-            fields.append(FieldSpec("keys_values", storage, 2 * H))
-        return CachePlan("kv" if precompute == "kv" else "states", fields, storage, precompute)
-    if head.kind == "twin":
-        return CachePlan("vector", [FieldSpec("vector", storage, H, length=1)], storage, precompute)
-    if head.kind == "maxsim":
-        return CachePlan("token_vectors", [FieldSpec("vectors", storage, head.maxsim_dim)], storage, precompute)
-    return CachePlan("dipair", [FieldSpec("vectors", storage, head.dipair_dim)], storage, precompute)
+def field_specs(representation: Representation) -> list[FieldSpec]:
+    """The storage fields of a representation."""
+    return [FieldSpec(f.name, f.codec, f.shape, f.length) for f in representation.fields]
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
@@ -137,15 +79,15 @@ class BuildStats:
 class DocCache:
     """A document cache on disk, for one ranker configuration.
 
-    Build with :meth:`build`, open with :meth:`open`, re-rank with
-    :meth:`lateint.SplitRanker.rerank`.
+    Build with :meth:`build`, open with :meth:`open`, re-rank with :func:`lateint.rerank`.
     """
 
     def __init__(self, path: Path, reader: CacheReader, compressor: StateCompressor | None):
         self.path = path
         self.reader = reader
         self.compressor = compressor
-        self._checked: dict[int, bool] = {}
+        # Weight states (see fingerprint.weights_state) already verified against the fingerprint.
+        self._verified: set[tuple] = set()
 
     # -- building ---------------------------------------------------------------------------
     @classmethod
@@ -185,24 +127,26 @@ class DocCache:
             InputError: a document id is not a string or a text is empty.
         """
         path = Path(path)
-        plan = plan_cache(ranker, storage, compressor, precompute)
-        fingerprint = ranker_fingerprint(ranker, storage, compressor, plan.kind, precompute)
-        metadata = {"fingerprint": fingerprint,
-                    "settings": cache_description(ranker, storage, compressor, plan.kind, precompute)}
+        batch_size = _positive_int(batch_size, "batch_size")
+        chunk_docs = _positive_int(chunk_docs, "chunk_docs")
+        shard_size = _positive_int(shard_size, "shard_size")
+        representation = representation_for(ranker, storage, compressor, precompute)
+        fingerprint = representation_fingerprint(representation)
+        metadata = {"fingerprint": fingerprint, "settings": cache_description(representation)}
         if total is None and hasattr(docs, "__len__"):
             total = len(docs)  # type: ignore[arg-type]
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=total, desc=f"cache L={ranker.split} {plan.kind}/{storage}", unit="doc", smoothing=0.05)
+            bar = tqdm(total=total, desc=f"cache L={ranker.split} {representation.name}/{storage}", unit="doc", smoothing=0.05)
         added = skipped = tokens = 0
         start = time.perf_counter()
         was_training = ranker.training
         ranker.eval()
         try:
             # On an interruption the writer seals what was added, so a rerun resumes after it.
-            with CacheWriter.open(path, plan.fields, metadata, shard_size=shard_size) as writer:
+            with CacheWriter.open(path, field_specs(representation), metadata, shard_size=shard_size) as writer:
                 if compressor is not None and not (path / _COMPRESSOR_DIR).exists():
                     compressor.save(path / _COMPRESSOR_DIR)
                 for chunk in _chunks(docs, chunk_docs):
@@ -212,11 +156,12 @@ class DocCache:
                         bar.update(len(chunk) - len(todo))
                     if not todo:
                         continue
-                    sides = ranker.pair_tokenizer.doc_sides([t for _, t in todo])
+                    sides = ranker.doc_sides([t for _, t in todo])
                     order = sorted(range(len(todo)), key=lambda i: len(sides[i]))
                     for b in range(0, len(order), batch_size):
                         idx = order[b : b + batch_size]
-                        arrays = _representations(ranker, plan, [sides[i] for i in idx], compressor)
+                        with torch.inference_mode():
+                            arrays = representation.encode([sides[i] for i in idx])
                         writer.add_batch([todo[i][0] for i in idx], arrays)
                         added += len(idx)
                         tokens += sum(len(sides[i]) for i in idx)
@@ -274,33 +219,38 @@ class DocCache:
         """Recompute every shard's checksum (:class:`~lateint.CorruptionError` on a mismatch)."""
         return self.reader.verify()
 
-    def check(self, ranker) -> None:
-        """Raise :class:`~lateint.CacheMismatchError` unless the cache was built for ``ranker``.
-
-        The check hashes the ranker's relevant weights once per ranker object; if those weights
-        change afterwards, call :meth:`forget` so that the next use checks them again.
-        """
-        key = id(ranker)
-        if self._checked.get(key):
-            return
+    def representation(self, ranker) -> Representation:
+        """The representation of ``ranker`` with the options this cache was built with."""
         s = self.settings
         try:
-            expected = ranker_fingerprint(ranker, s["storage"], self.compressor, s["kind"], s["precompute"])
+            return representation_for(ranker, s["storage"], self.compressor, s["precompute"])
         except ConfigError as exc:
             raise CacheMismatchError(f"the cache at {self.path} does not fit this ranker: {exc}") from None
-        if expected != self.reader.metadata["fingerprint"]:
-            mine = cache_description(ranker, s["storage"], self.compressor, s["kind"], s["precompute"])
+
+    def check(self, ranker) -> Representation:
+        """Raise :class:`~lateint.CacheMismatchError` unless the cache was built for ``ranker``;
+        return the ranker's representation otherwise.
+
+        The check is keyed on what determines the stored values (the settings and the weights the
+        representation depends on), never on which object asks: the weights are hashed once, and
+        again whenever a tensor's in-place version counter or storage moved (an optimizer step,
+        ``load_state_dict``), or the split, layout or lengths changed.
+        """
+        representation = self.representation(ranker)
+        state = weights_state(representation)
+        if state in self._verified:
+            return representation
+        s = self.settings
+        if representation_fingerprint(representation) != self.reader.metadata["fingerprint"]:
+            mine = cache_description(representation)
             diffs = [f"{k}: cache {s.get(k)!r} vs ranker {mine.get(k)!r}" for k in sorted(set(s) | set(mine)) if s.get(k) != mine.get(k)]
             detail = "; ".join(diffs) if diffs else "same settings but different model weights or tokenizer"
             raise CacheMismatchError(
                 f"the document cache at {self.path} was built for another ranker configuration ({detail}). "
                 "Its scores would be wrong for this ranker: build a cache for it at a new path."
             )
-        self._checked[key] = True
-
-    def forget(self, ranker) -> None:
-        """Drop the memory of having checked ``ranker`` (after its weights changed)."""
-        self._checked.pop(id(ranker), None)
+        self._verified.add(state)
+        return representation
 
     # -- reading ------------------------------------------------------------------------------
     def lengths(self, doc_ids: Sequence[str]) -> np.ndarray:
@@ -323,48 +273,13 @@ def _validate_chunk(chunk: list, writer: CacheWriter) -> list[tuple[str, str]]:
         doc_id, text = item
         if not isinstance(doc_id, str):
             raise InputError(f"document id {doc_id!r} is a {type(doc_id).__name__}; ids must be strings.")
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str) or is_blank(text):
             raise InputError(f"document {doc_id!r} has an empty text; drop it from the collection or give it a text.")
         if doc_id in seen or writer.contains(doc_id):
             continue
         seen.add(doc_id)
         todo.append((doc_id, text))
     return todo
-
-
-def _representations(ranker, plan: CachePlan, sides: list[SideTokens], compressor) -> dict[str, list]:
-    with torch.inference_mode():
-        if plan.kind == "tokens" and ranker.split == 0:
-            return {"input_ids": [np.asarray(s.ids, dtype=np.int32) for s in sides],
-                    "token_type_ids": [np.asarray(s.types, dtype=np.int8) for s in sides]}
-        if ranker.twin_end:
-            rep = ranker.represent_docs(sides)
-            if plan.kind == "vector":
-                return {"vector": [v[None].float() for v in rep.values]}
-            lengths = rep.mask.sum(dim=1).tolist()
-            return {"vectors": [rep.values[i, :n].float() for i, n in enumerate(lengths)]}
-        batch = ranker.pair_tokenizer.doc_batch(sides).to(ranker.device)
-        states = ranker.encoder.encode_side(batch)
-        lengths = batch.lengths.tolist()
-        out: dict[str, list] = {}
-        if "states" in plan.field_names:
-            stored = compressor.to(states.device, states.dtype).compress(states) if compressor is not None else states
-            out["states"] = [stored[i, :n].float() for i, n in enumerate(lengths)]
-        if "keys_values" in plan.field_names:
-            k, v = ranker.encoder.joint_keys_values(states)  # [B, heads, S, d]
-            kv = torch.cat([_merge_heads(k), _merge_heads(v)], dim=-1)
-            out["keys_values"] = [kv[i, :n].float() for i, n in enumerate(lengths)]
-        return out
-
-
-def _merge_heads(x: torch.Tensor) -> torch.Tensor:
-    B, n, S, d = x.shape
-    return x.transpose(1, 2).reshape(B, S, n * d)
-
-
-def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
-    B, S, Hd = x.shape
-    return x.view(B, S, heads, Hd // heads).transpose(1, 2)
 
 
 def _record_build(path: Path, stats: BuildStats) -> None:
@@ -374,101 +289,7 @@ def _record_build(path: Path, stats: BuildStats) -> None:
     file.write_text(json.dumps(runs, indent=2))
 
 
-# -- re-ranking ------------------------------------------------------------------------------
-def rerank(ranker, query: str, doc_ids: Sequence[str], cache: DocCache, *, batch_size: int = 128) -> dict[str, float]:
-    """Score ``doc_ids`` for ``query`` from their cached representations.
-
-    The query's lower layers run once; the cached documents are gathered in length-sorted
-    batches and only the joint layers run per candidate (the [CLS] head computes only the [CLS]
-    row of the last layer). Returns ``{doc_id: score}`` in the order of ``doc_ids``.
-    """
-    if not isinstance(query, str) or not query.strip():
-        raise InputError("the query must be a non-empty string.")
-    if isinstance(doc_ids, str):
-        raise InputError("doc_ids must be a list of document ids, not a single string.")
-    doc_ids = list(dict.fromkeys(doc_ids))
-    if not doc_ids:
-        return {}
-    cache.check(ranker)
-    was_training = ranker.training
-    ranker.eval()
-    try:
-        with torch.inference_mode():
-            scores = _rerank(ranker, query, doc_ids, cache, batch_size)
-    finally:
-        ranker.train(was_training)
-    return dict(zip(doc_ids, scores.tolist()))
-
-
-def _rerank(ranker, query: str, doc_ids: list[str], cache: DocCache, batch_size: int) -> torch.Tensor:
-    tok = ranker.pair_tokenizer
-    q_side = tok.query_sides([query])[0]
-    device, dtype = ranker.device, ranker.dtype
-    kind = cache.kind
-    if kind == "tokens":
-        ids = cache.reader.get(doc_ids, "input_ids")
-        types = cache.reader.get(doc_ids, "token_type_ids")
-        sides = [SideTokens(tuple(i.tolist()), tuple(t.tolist())) for i, t in zip(ids, types)]
-        index = torch.arange(len(sides))
-        return ranker.score_sides([q_side], sides, torch.zeros(len(sides), dtype=torch.long), index, batch_size=batch_size)
-    if ranker.twin_end:
-        q_rep = ranker.represent_queries([q_side])
-        field = "vector" if kind == "vector" else "vectors"
-        values, mask = cache.gather(doc_ids, field)
-        values = values.to(device, dtype)
-        d_rep = SideRep(values[:, 0], None) if kind == "vector" else SideRep(values, mask.to(device))
-        if kind == "dipair":
-            d_rep = _pad_to_k(d_rep, ranker.head.k)
-        n = len(doc_ids)
-        q_full = SideRep(q_rep.values.expand(n, *q_rep.values.shape[1:]),
-                         None if q_rep.mask is None else q_rep.mask.expand(n, *q_rep.mask.shape[1:]))
-        return ranker.head.combine(q_full, d_rep).float().cpu()
-    # 0 < L < T: the query's lower layers once, then the joint layers per candidate batch.
-    q_batch = tok.query_batch([q_side]).to(device)
-    q_states = ranker.encoder.encode_side(q_batch)
-    q_mask = q_batch.mask
-    fields = cache.reader_fields()
-    has_states = "states" in fields
-    has_kv = "keys_values" in fields
-    layer = ranker.encoder.layers[ranker.split]
-    heads = ranker.encoder.backbone.config.num_attention_heads
-    q_kv = ranker.encoder.joint_keys_values(q_states) if has_kv else None
-    lengths = cache.lengths(doc_ids)
-    order = np.argsort(lengths, kind="stable").tolist()
-    out = torch.empty(len(doc_ids), dtype=torch.float32)
-    comp = cache.compressor.to(device, dtype) if cache.compressor is not None else None
-    for rows in length_batches(order, lengths.tolist(), batch_size):
-        ids = [doc_ids[i] for i in rows]
-        n = len(ids)
-        kv = None
-        if has_kv:
-            kv_vals, d_mask = cache.gather(ids, "keys_values")
-            kv_vals = kv_vals.to(device, dtype)
-            H = kv_vals.shape[-1] // 2
-            dk, dv = _split_heads(kv_vals[..., :H], heads), _split_heads(kv_vals[..., H:], heads)
-            d_mask = d_mask.to(device)
-            if not has_states:
-                # L = T - 1 with a [CLS] head: the last layer needs only the [CLS] row, attending over
-                # the query's keys/values (computed once) and the document's (cached).
-                cls_state = first_row_over_blocks(layer, q_states[:, :1], q_kv, q_mask, (dk, dv), d_mask)[:, 0]
-                out[torch.as_tensor(rows)] = ranker.head(cls_state).float().cpu()
-                continue
-            kv = (torch.cat([q_kv[0].expand(n, -1, -1, -1), dk], dim=2), torch.cat([q_kv[1].expand(n, -1, -1, -1), dv], dim=2))
-        d_states, d_mask = cache.gather(ids, "states")
-        d_states = d_states.to(device, dtype)
-        if comp is not None:
-            d_states = comp.decompress(d_states)
-        d_mask = d_mask.to(device)
-        q = q_states.expand(n, -1, -1)
-        qm = q_mask.expand(n, -1)
-        out[torch.as_tensor(rows)] = ranker.score_states(q, qm, d_states, d_mask, keys_values=kv).float().cpu()
-    return out
-
-
-def _pad_to_k(rep: SideRep, k: int) -> SideRep:
-    values, mask = rep.values, rep.mask
-    if values.shape[1] < k:
-        pad = k - values.shape[1]
-        values = torch.nn.functional.pad(values, (0, 0, 0, pad))
-        mask = torch.nn.functional.pad(mask, (0, pad), value=False)
-    return SideRep(values, mask)
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{name} must be a positive integer, got {value!r}.")
+    return value

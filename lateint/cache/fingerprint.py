@@ -1,11 +1,16 @@
-"""The fingerprint of everything that determines a ranker's cached document representations.
+"""The fingerprint of everything that determines a cache's stored values.
 
 Two rankers with the same fingerprint store bit-identical document representations: the hash
-covers the tokenizer, the embedding and lower-layer weights (plus the first joint layer's key and
-value projections when those are cached, and the head when it makes the representation), the
-split, layout, maximum document length, the head settings that shape the representation, the
-storage codec and the compressor's weights. Weights that do not touch the cache (upper layers, a
-``cls`` head) are left out, so fine-tuning those keeps a cache valid.
+covers the tokenizer, the weights of every module the representation depends on (embeddings and
+lower layers; the first joint layer's key and value projections when those are cached; the head
+when it makes the representation; the compressor), and the settings the values depend on (split,
+layout, maximum document length, head settings at L = T, storage codec, compressor width).
+Weights that do not touch the cache (upper layers, a ``cls`` head) are left out, so fine-tuning
+those keeps a cache valid.
+
+Hashing weights costs a pass over them; :func:`weights_state` is the cheap key under which a
+verified fingerprint is remembered: the settings plus each tensor's storage address and in-place
+version counter, which every optimizer step, ``load_state_dict`` or ``copy_`` advances.
 """
 
 from __future__ import annotations
@@ -17,14 +22,13 @@ from typing import Any
 import torch
 from torch import nn
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
-def _hash_module(h: "hashlib._Hash", module: nn.Module, prefix: str) -> None:
-    for name, tensor in sorted(module.state_dict().items()):
-        t = tensor.detach().to("cpu").contiguous()
-        h.update(f"{prefix}{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+def _tensors(modules: dict[str, nn.Module]):
+    for prefix, module in sorted(modules.items()):
+        for name, tensor in sorted(module.state_dict(keep_vars=True).items()):
+            yield f"{prefix}.{name}", tensor
 
 
 def _hash_tokenizer(h: "hashlib._Hash", tokenizer) -> None:
@@ -39,43 +43,29 @@ def _hash_tokenizer(h: "hashlib._Hash", tokenizer) -> None:
         h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
 
 
-def cache_description(ranker, storage: str, compressor: nn.Module | None, kind: str, precompute: str) -> dict[str, Any]:
-    """The human-readable settings that a cache depends on (stored beside the fingerprint)."""
-    c = ranker.config
-    desc: dict[str, Any] = {
-        "format": FORMAT_VERSION,
-        "kind": kind,
-        "model_type": c.encoder.model_type,
-        "split": c.split.split,
-        "layout": c.split.layout,
-        "max_doc_length": c.split.max_doc_length,
-        "storage": storage,
-        "compression_dim": getattr(compressor, "dim", None),
-        "precompute": precompute,
-    }
-    if ranker.twin_end:
-        desc["head"] = {k: v for k, v in vars(c.head).items()}
-    return desc
+def cache_description(representation) -> dict[str, Any]:
+    """The human-readable settings a cache depends on (stored beside the fingerprint)."""
+    return {"format": FORMAT_VERSION, **representation.settings()}
 
 
-def ranker_fingerprint(ranker, storage: str, compressor: nn.Module | None, kind: str, precompute: str) -> str:
-    """Hex SHA-256 of everything that determines what a cache built with these options stores."""
+def representation_fingerprint(representation) -> str:
+    """Hex SHA-256 of everything that determines what ``representation`` stores."""
     h = hashlib.sha256()
-    h.update(json.dumps(cache_description(ranker, storage, compressor, kind, precompute), sort_keys=True).encode())
-    _hash_tokenizer(h, ranker.tokenizer)
-    backbone = ranker.encoder.backbone
-    _hash_module(h, backbone.embeddings, "embeddings.")
-    project = getattr(backbone, "embeddings_project", None)
-    if project is not None:
-        _hash_module(h, project, "embeddings_project.")
-    for i in range(ranker.split):
-        _hash_module(h, ranker.encoder.layers[i], f"layer{i}.")
-    if precompute == "kv":
-        attn = ranker.encoder.layers[ranker.split].attention.self
-        _hash_module(h, attn.key, "joint.key.")
-        _hash_module(h, attn.value, "joint.value.")
-    if ranker.twin_end:
-        _hash_module(h, ranker.head, "head.")
-    if compressor is not None:
-        _hash_module(h, compressor, "compressor.")
+    h.update(json.dumps(cache_description(representation), sort_keys=True).encode())
+    _hash_tokenizer(h, representation.ranker.tokenizer)
+    for name, tensor in _tensors(representation.dependencies()):
+        t = tensor.detach().to("cpu").contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
+
+
+def weights_state(representation) -> tuple:
+    """A cheap key that changes whenever anything :func:`representation_fingerprint` hashes may
+    have changed: the settings, the tokenizer's size, and every dependency tensor's storage
+    address, shape, dtype and in-place version counter."""
+    tokenizer = representation.ranker.tokenizer
+    state = [json.dumps(cache_description(representation), sort_keys=True), len(tokenizer)]
+    for name, tensor in _tensors(representation.dependencies()):
+        state.append((name, tensor.data_ptr(), tensor._version, tuple(tensor.shape), str(tensor.dtype), str(tensor.device)))
+    return tuple(state)

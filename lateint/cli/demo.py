@@ -37,7 +37,7 @@ def run_demo(args: argparse.Namespace) -> int:
     for split in range(T + 1):
         if args.head == "cls" and split == T:
             continue
-        ranker = base.set_split(split)
+        ranker = base.at(split)
         start = time.perf_counter()
         scores = ranker.score(queries, docs).tolist()
         elapsed = time.perf_counter() - start

@@ -56,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     except LateintError as exc:
         print(f"lateint {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # The file-system boundary: unwritable or missing paths, full disks.
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"lateint {args.command}: error: cannot use{where}: {exc.strerror or exc}; check the path and its "
+              "permissions.", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"lateint {args.command}: interrupted; rerun the same command to resume.", file=sys.stderr)
         return 130

@@ -22,7 +22,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     from lateint.sweep import load_sweep_config, run_sweep
 
     config = load_sweep_config(args.config)
-    if args.max_queries:
+    if args.max_queries is not None:
         config.data.max_queries = args.max_queries
     print(f"sweep {config.name!r}: {len(config.models)} model(s), heads "
           f"{[h.label() for h in config.points.heads]}, splits {config.points.splits}, storage {config.points.storage}, "

@@ -112,13 +112,17 @@ def read_run(path: str | Path, on_duplicate: DuplicatePolicy = "error") -> Run:
     if not path.is_file():
         raise MissingResourceError(f"run file {path} does not exist")
     accumulator = RunAccumulator(source=f"run file {path}", on_duplicate=on_duplicate)
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            qid, doc_id, _, score, _ = parse_run_line(line, where)
-            accumulator.add(qid, doc_id, score, where=f"line {number}")
+    number = 0
+    try:
+        with path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{number}"
+                qid, doc_id, _, score, _ = parse_run_line(line, where)
+                accumulator.add(qid, doc_id, score, where=f"line {number}")
+    except UnicodeDecodeError:
+        raise InputError(f"run file {path} is not UTF-8 text (line {number + 1}); is it a TREC run?") from None
     return accumulator.run()
 
 

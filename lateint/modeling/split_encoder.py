@@ -2,12 +2,16 @@
 
 Two execution paths compute the same function:
 
-* the **efficient split**: each side runs through the embeddings and the first L layers on its
-  own (this is what a document cache stores), then the two sides' states are concatenated and the
-  remaining layers run jointly. Work on the other side is really skipped, not masked.
-* the **reference**: one concatenated sequence per pair through every layer, with a block-diagonal
-  attention mask in the first L layers so that neither side sees the other, run through the
-  ``transformers`` layer modules themselves.
+* the **efficient split** (:meth:`SplitEncoder.forward`): each side runs through the embeddings
+  and the first L layers on its own (this is what a document cache stores), then the two sides'
+  states are concatenated and the remaining layers run jointly. Work on the other side is really
+  skipped, not masked.
+* the **reference** (:meth:`SplitEncoder.reference`): one concatenated sequence per pair through
+  every layer, with a block-diagonal attention mask in the first L layers so that neither side
+  sees the other, run through the ``transformers`` layer modules themselves.
+
+The encoder holds weights only; the split L is an argument of every call (it lives in the
+ranker's config), so one encoder serves every point of the dial at once.
 """
 
 from __future__ import annotations
@@ -22,27 +26,55 @@ from lateint.tokenization import SideBatch
 
 
 @dataclass
-class PairStates:
-    """Final states of a batch of pairs, split back into their two sides (padded per side)."""
+class SplitEncoderOutput:
+    """What one pass over a batch of aligned pairs returns, split back into the two sides.
+
+    Attributes:
+        query: ``[B, Sq, H]`` final query-side states (``[B, 1, H]``, the [CLS] row, when only the
+            first row of the last layer was computed).
+        query_mask: ``[B, Sq]`` bool, True for real tokens.
+        doc: ``[B, Sd, H]`` final document-side states (empty ``[B, 0, H]`` with ``first_row_only``).
+        doc_mask: ``[B, Sd]``.
+        hidden_states: with ``output_hidden_states``, ``T + 1`` states ``[B, Sq + Sd, H]`` of the
+            concatenated pair, embedding output first (below the split the two sides' separate
+            states side by side).
+        attentions: with ``output_attentions``, ``T`` raw attention scores
+            ``[B, heads, Sq + Sd, Sq + Sd]`` (before softmax, masked entries at ``finfo.min``;
+            below the split the cross-side blocks are masked, since those scores do not exist).
+        mask: ``[B, Sq + Sd]`` key mask of the concatenated pair.
+    """
 
     query: torch.Tensor
     query_mask: torch.Tensor
     doc: torch.Tensor
     doc_mask: torch.Tensor
+    hidden_states: list[torch.Tensor] | None = None
+    attentions: list[torch.Tensor] | None = None
+
+    @property
+    def mask(self) -> torch.Tensor:
+        return torch.cat([self.query_mask, self.doc_mask], dim=1)
+
+
+def _block_diagonal(q_scores: torch.Tensor, d_scores: torch.Tensor) -> torch.Tensor:
+    B, h, Sq, _ = q_scores.shape
+    Sd = d_scores.shape[-1]
+    full = q_scores.new_full((B, h, Sq + Sd, Sq + Sd), torch.finfo(q_scores.dtype).min)
+    full[:, :, :Sq, :Sq] = q_scores
+    full[:, :, Sq:, Sq:] = d_scores
+    return full
 
 
 class SplitEncoder(nn.Module):
-    """A ``transformers`` BERT-family base model run with a split at layer ``split``.
+    """A ``transformers`` BERT-family base model run with a split.
 
     Args:
         backbone: the base model (``BertModel``, ``ElectraModel``, ``RobertaModel`` ...).
-        split: L, the number of lower layers run on each side separately.
     """
 
-    def __init__(self, backbone: nn.Module, split: int):
+    def __init__(self, backbone: nn.Module):
         super().__init__()
         self.backbone = backbone
-        self.split = split
 
     # -- structure ---------------------------------------------------------------------------
     @property
@@ -57,6 +89,23 @@ class SplitEncoder(nn.Module):
     @property
     def hidden_size(self) -> int:
         return self.backbone.config.hidden_size
+
+    @property
+    def num_heads(self) -> int:
+        return int(self.backbone.config.num_attention_heads)
+
+    def embedding_modules(self) -> dict[str, nn.Module]:
+        """The modules that turn token ids into layer-0 input (what every cached value depends on)."""
+        modules = {"embeddings": self.backbone.embeddings}
+        project = getattr(self.backbone, "embeddings_project", None)
+        if project is not None:
+            modules["embeddings_project"] = project
+        return modules
+
+    def key_value_modules(self, layer: int) -> dict[str, nn.Module]:
+        """The key and value projections of ``layer`` (what cached keys and values depend on)."""
+        attn = self.layers[layer].attention.self
+        return {"key": attn.key, "value": attn.value}
 
     # -- efficient path -------------------------------------------------------------------------
     def embed(self, side: SideBatch) -> torch.Tensor:
@@ -74,63 +123,123 @@ class SplitEncoder(nn.Module):
         start: int,
         stop: int,
         *,
-        first_only_last: bool = False,
+        first_row_only: bool = False,
         keys_values: tuple[torch.Tensor, torch.Tensor] | None = None,
+        hidden_states: list[torch.Tensor] | None = None,
+        attentions: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Run layers ``start..stop-1`` with a key-padding mask.
 
-        ``first_only_last`` computes only row 0 in the last of them; ``keys_values`` are used as
-        the keys and values of the first of them instead of projecting ``hidden``.
+        ``first_row_only`` computes only row 0 in the last of them; ``keys_values`` are used as the
+        keys and values of the first of them instead of projecting ``hidden``. Each layer's output
+        is appended to ``hidden_states`` and its raw attention scores to ``attentions`` when those
+        lists are given.
         """
         for i in range(start, stop):
-            hidden = layer_forward(
+            out = layer_forward(
                 self.layers[i],
                 hidden,
                 mask,
-                first_only=first_only_last and i == stop - 1,
+                first_only=first_row_only and i == stop - 1,
                 keys_values=keys_values if i == start else None,
+                return_scores=attentions is not None,
             )
+            if attentions is not None:
+                hidden, scores = out
+                attentions.append(scores)
+            else:
+                hidden = out
+            if hidden_states is not None:
+                hidden_states.append(hidden)
         return hidden
 
-    def encode_side(self, side: SideBatch, stop: int | None = None) -> torch.Tensor:
-        """States of one side after its embeddings and the first ``stop`` (default L) layers."""
-        stop = self.split if stop is None else stop
-        return self.run_layers(self.embed(side), side.mask, 0, stop)
+    def encode_side(self, side: SideBatch, split: int) -> torch.Tensor:
+        """States of one side after its embeddings and the first ``split`` layers (what a cache stores)."""
+        return self.run_layers(self.embed(side), side.mask, 0, split)
 
-    def encode_joint(
+    def forward(
         self,
-        query: torch.Tensor,
-        query_mask: torch.Tensor,
-        doc: torch.Tensor,
-        doc_mask: torch.Tensor,
+        query: SideBatch | None,
+        doc: SideBatch | None,
         *,
-        first_only: bool = False,
+        split: int,
+        query_states: torch.Tensor | None = None,
+        query_mask: torch.Tensor | None = None,
+        doc_states: torch.Tensor | None = None,
+        doc_mask: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        first_row_only: bool = False,
         keys_values: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> torch.Tensor:
-        """Concatenate lower-layer states of aligned pairs and run the joint layers L..T-1.
+    ) -> SplitEncoderOutput:
+        """Encode aligned pairs with a split at layer ``split``.
 
-        ``keys_values``, if given, are the first joint layer's keys and values of the concatenated
-        sequence (from a cache), so that layer does not project them again.
+        Each side is given either tokenized (``query``/``doc``, run through the embeddings and the
+        first ``split`` layers here) or as its layer-``split`` states with their mask (from a cache
+        or computed once for many pairs). The joint layers then run on the concatenation.
 
-        Returns ``[B, Sq + Sd, H]`` (or ``[B, 1, H]``, the [CLS] row, with ``first_only``).
+        Args:
+            split: L, the number of lower layers each side runs alone.
+            output_hidden_states, output_attentions: also return every layer's states / raw
+                attention scores (tokenized sides only; the scores take the slower explicit path).
+            first_row_only: compute only row 0 (the [CLS] row) of the last layer; needs a joint layer.
+            keys_values: the first joint layer's keys and values of the concatenated pairs
+                (from a cache), so that layer does not project them again.
         """
-        hidden = torch.cat([query, doc], dim=1)
-        mask = torch.cat([query_mask, doc_mask], dim=1)
-        return self.run_layers(
-            hidden, mask, self.split, self.num_layers, first_only_last=first_only, keys_values=keys_values
+        hidden = [] if output_hidden_states else None
+        scores = [] if output_attentions else None
+        if query is not None:
+            query_states, query_mask = self._lower(query, split, hidden, scores, 0)
+        if doc is not None:
+            doc_states, doc_mask = self._lower(doc, split, hidden, scores, 1)
+        if hidden is not None:
+            # Below the split the sides ran apart: each layer's pair states are the two side by side.
+            half = len(hidden) // 2
+            hidden = [torch.cat([q, d], dim=1) for q, d in zip(hidden[:half], hidden[half:])]
+        if scores is not None:
+            half = len(scores) // 2
+            scores = [_block_diagonal(q, d) for q, d in zip(scores[:half], scores[half:])]
+        if split == self.num_layers:
+            return SplitEncoderOutput(query_states, query_mask, doc_states, doc_mask, hidden, scores)
+        joint = self.run_layers(
+            torch.cat([query_states, doc_states], dim=1),
+            torch.cat([query_mask, doc_mask], dim=1),
+            split,
+            self.num_layers,
+            first_row_only=first_row_only,
+            keys_values=keys_values,
+            hidden_states=hidden,
+            attentions=scores,
+        )
+        width = query_states.shape[1]
+        return SplitEncoderOutput(
+            joint[:, :width], query_mask[:, : joint.shape[1]], joint[:, width:], doc_mask[:, : max(0, joint.shape[1] - width)],
+            hidden, scores,
         )
 
-    def joint_keys_values(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values that the first joint layer computes from layer-L states ``hidden``."""
-        return project_keys_values(self.layers[self.split], hidden)
+    def _lower(self, side: SideBatch, split: int, hidden: list | None, scores: list | None, which: int):
+        states = self.embed(side)
+        side_hidden = [states] if hidden is not None else None
+        side_scores = [] if scores is not None else None
+        states = self.run_layers(states, side.mask, 0, split, hidden_states=side_hidden, attentions=side_scores)
+        # Query lists first, then document lists; ``forward`` pairs them up layer by layer.
+        if hidden is not None:
+            hidden.extend(side_hidden)
+        if scores is not None:
+            scores.extend(side_scores)
+        return states, side.mask
+
+    def joint_keys_values(self, hidden: torch.Tensor, split: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values that the first joint layer computes from layer-``split`` states."""
+        return project_keys_values(self.layers[split], hidden)
 
     # -- reference path -------------------------------------------------------------------------
-    def reference(self, query: SideBatch, doc: SideBatch) -> PairStates:
+    def reference(self, query: SideBatch, doc: SideBatch, *, split: int) -> SplitEncoderOutput:
         """Final states of aligned pairs computed as one masked sequence per pair.
 
         Each pair is laid out as its query tokens followed by its document tokens (no padding in
         between), embedded as one sequence, and run through the ``transformers`` layers with a
-        block-diagonal mask in the first L layers and a plain padding mask after.
+        block-diagonal mask in the first ``split`` layers and a plain padding mask after.
         """
         q_len = query.lengths.tolist()
         d_len = doc.lengths.tolist()
@@ -153,11 +262,11 @@ class SplitEncoder(nn.Module):
         block = (row_side[:, :, None] == side[:, None, :]) & valid[:, None, :]
         full = valid[:, None, :].expand(B, width, width)
         for i, layer in enumerate(self.layers):
-            hidden = reference_layer_forward(layer, hidden, block if i < self.split else full)
+            hidden = reference_layer_forward(layer, hidden, block if i < split else full)
         Sq, Sd = max(q_len), max(d_len)
         q_out = hidden.new_zeros((B, Sq, hidden.shape[-1]))
         d_out = hidden.new_zeros((B, Sd, hidden.shape[-1]))
         for i, (a, b) in enumerate(zip(q_len, d_len)):
             q_out[i, :a] = hidden[i, :a]
             d_out[i, :b] = hidden[i, a : a + b]
-        return PairStates(q_out, query.mask[:, :Sq], d_out, doc.mask[:, :Sd])
+        return SplitEncoderOutput(q_out, query.mask[:, :Sq], d_out, doc.mask[:, :Sd])

@@ -115,8 +115,13 @@ def rerank_dataset(
         InputError: the candidates name queries the dataset does not have, or are empty.
     """
     from lateint.cache.doc_cache import DocCache
+    from lateint.ranker import check_batch_size
+    from lateint.reranking import rerank
 
     out = Path(out)
+    if out.is_dir():
+        raise InputError(f"{out} is a folder; the re-ranked run is one TREC file: give a file path such as {out / 'run.trec'}.")
+    check_batch_size(batch_size)
     if not candidates or not any(candidates.values()):
         raise InputError("the first-stage run is empty: there is nothing to re-rank.")
     queries = dataset.queries()
@@ -127,7 +132,7 @@ def rerank_dataset(
     with ResumableRunWriter(out, tag) as writer:
         pending = writer.pending(candidates.keys())
         cache = None
-        cacheable = not (ranker.pair_tokenizer.doc_positions_depend_on_query and ranker.split > 0)
+        cacheable = not (ranker.doc_states_depend_on_query and ranker.split > 0)
         if pending and cacheable:
             todo = {q: candidates[q] for q in pending}
             doc_ids = candidate_docs(todo)
@@ -154,7 +159,7 @@ def rerank_dataset(
             doc_ids = [d for d, _ in ranked]
             start = time.perf_counter()
             if cache is not None:
-                scores = ranker.rerank(queries[qid], doc_ids, cache, batch_size=batch_size)
+                scores = rerank(ranker, queries[qid], doc_ids, cache, batch_size=batch_size)
             else:
                 texts = dataset.doc_text(doc_ids)
                 values = ranker.score([queries[qid]] * len(doc_ids), [texts[d] for d in doc_ids], batch_size=batch_size)

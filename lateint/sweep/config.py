@@ -130,17 +130,82 @@ def parse_sweep_config(raw: dict[str, Any]) -> SweepConfig:
     heads = [_head(h) for h in points_raw.pop("heads", [{"head": "cls"}])]
     points = _build(PointsSpec, points_raw, "points")
     points.heads = heads
-    if isinstance(points.splits, str) and points.splits != "all":
-        raise ConfigError(f"points.splits must be a list of integers or \"all\", got {points.splits!r}.")
-    for s in points.storage:
-        if s not in ("fp32", "fp16", "int8"):
-            raise ConfigError(f"points.storage has {s!r}; use fp32, fp16 or int8.")
-    return SweepConfig(
-        name=top.get("name", "sweep"), seed=int(top.get("seed", 0)), batch_size=int(top.get("batch_size", 128)),
+    config = SweepConfig(
+        name=top.get("name", "sweep"), seed=top.get("seed", 0), batch_size=top.get("batch_size", 128),
         models=models, points=points,
         data=_build(DataSpec, raw.get("data", {}), "data"),
         evaluation=_build(EvaluationSpec, raw.get("evaluation", {}), "evaluation"),
     )
+    validate_sweep_config(config)
+    return config
+
+
+def _int(value: Any, where: str, low: int, *, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{where} must be an integer >= {low}, got {value!r}.")
+
+
+def validate_sweep_config(config: SweepConfig) -> None:
+    """Check every value before anything runs, so that no sweep fails after hours of work.
+
+    Raises:
+        ConfigError: naming the key, the value and what is accepted.
+    """
+    from lateint.config import HEADS
+    from lateint.evaluation.evaluate import STAT_TESTS
+    from lateint.evaluation.metrics import parse_metrics
+    from lateint.evaluation.significance import CORRECTIONS
+    from lateint.modeling.representations import STORAGES
+
+    _int(config.seed, "[sweep] seed", 0)
+    _int(config.batch_size, "[sweep] batch_size", 1)
+    for m in config.models:
+        if not isinstance(m.path, str) or not m.path:
+            raise ConfigError(f"[[models]] path must be a non-empty string, got {m.path!r}.")
+        _int(m.num_layers, f"[[models]] {m.label()}: num_layers", 1, optional=True)
+        _int(m.max_query_length, f"[[models]] {m.label()}: max_query_length", 3, optional=True)
+        _int(m.max_doc_length, f"[[models]] {m.label()}: max_doc_length", 3, optional=True)
+    points = config.points
+    if isinstance(points.splits, str):
+        if points.splits != "all":
+            raise ConfigError(f'points.splits must be a list of integers or "all", got {points.splits!r}.')
+    elif not isinstance(points.splits, list) or not points.splits:
+        raise ConfigError(f'points.splits must be a non-empty list of integers or "all", got {points.splits!r}.')
+    else:
+        for split in points.splits:
+            _int(split, "each of points.splits", 0)
+    if not isinstance(points.storage, list) or not points.storage:
+        raise ConfigError(f'points.storage must be a list such as ["fp16"], got {points.storage!r}.')
+    for storage in points.storage:
+        if storage not in STORAGES:
+            raise ConfigError(f"points.storage has {storage!r}; use {', '.join(STORAGES)}.")
+    for head in points.heads:
+        if head.head not in HEADS:
+            raise ConfigError(f"[[points.heads]] head={head.head!r} is unknown; use one of {', '.join(HEADS)}.")
+    data = config.data
+    if not isinstance(data.dataset, str) or not data.dataset:
+        raise ConfigError(f"[data] dataset must be a dataset id or folder, got {data.dataset!r}.")
+    _int(data.depth, "[data] depth", 1)
+    _int(data.max_queries, "[data] max_queries", 1, optional=True)
+    e = config.evaluation
+    if not isinstance(e.metrics, list) or not e.metrics:
+        raise ConfigError(f'[evaluation] metrics must be a non-empty list such as ["nDCG@10"], got {e.metrics!r}.')
+    try:
+        parse_metrics(e.metrics)
+    except Exception as exc:  # the metric parser's own message names the bad metric
+        raise ConfigError(f"[evaluation] metrics: {exc}") from None
+    if e.primary not in e.metrics:
+        raise ConfigError(
+            f"[evaluation] primary={e.primary!r} is not among metrics {e.metrics}; add it to metrics or pick one of them."
+        )
+    if e.correction not in CORRECTIONS:
+        raise ConfigError(f"[evaluation] correction={e.correction!r} is unknown; use one of {', '.join(CORRECTIONS)}.")
+    if e.stat_test not in STAT_TESTS:
+        raise ConfigError(f"[evaluation] stat_test={e.stat_test!r} is unknown; use one of {', '.join(STAT_TESTS)}.")
+    if isinstance(e.alpha, bool) or not isinstance(e.alpha, (int, float)) or not 0 < e.alpha < 1:
+        raise ConfigError(f"[evaluation] alpha must be a number between 0 and 1, got {e.alpha!r}.")
 
 
 def load_sweep_config(path: str | Path | None = None) -> SweepConfig:

@@ -12,7 +12,11 @@ from lateint.sweep.config import SweepConfig
 
 
 def evaluate_sweep(config: SweepConfig, out: Path, dataset, candidates) -> dict[str, Any]:
-    """Evaluate every recorded point of the sweep in ``out`` and write ``table.md`` and ``pareto.png``."""
+    """Evaluate every recorded point of the sweep in ``out`` (writing ``evaluation-<group>.md``).
+
+    The results are returned for the caller to save before :func:`write_report` draws them, so
+    that a failure in drawing loses nothing.
+    """
     from lateint.data.runs import read_run
     from lateint.evaluation import evaluate
     from lateint.pipeline.rerank_run import as_run
@@ -49,10 +53,14 @@ def evaluate_sweep(config: SweepConfig, out: Path, dataset, candidates) -> dict[
                "first_stage": first_stage, "first_stage_metrics": first_stage_means,
                "queries": len(candidates), "metrics": list(ev.metrics), "primary": ev.primary,
                "correction": ev.correction, "stat_test": ev.stat_test, "alpha": ev.alpha, "points": records}
-    (out / "table.md").write_text(markdown_table(results))
-    if records:
-        pareto_plot(results, out / "pareto.png")
     return results
+
+
+def write_report(results: dict[str, Any], out: Path) -> None:
+    """Write ``table.md`` and ``pareto.png`` from evaluated sweep results."""
+    (out / "table.md").write_text(markdown_table(results))
+    if results["points"]:
+        pareto_plot(results, out / "pareto.png")
 
 
 def _fmt(x: float | None, digits: int = 4) -> str:

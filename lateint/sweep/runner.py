@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from lateint.errors import ConfigError
-from lateint.sweep.config import HeadSpec, ModelSpec, SweepConfig
+from lateint.sweep.config import HeadSpec, ModelSpec, SweepConfig, validate_sweep_config
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,10 @@ def run_sweep(config: SweepConfig, out: str | Path, *, progress: bool = True, lo
     from lateint.data import load_dataset
     from lateint.pipeline.rerank_run import rerank_dataset
 
+    validate_sweep_config(config)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; a sweep writes a folder (results.json, table.md, runs/): give a folder path.")
     _check_out_dir(out, config)
     torch.manual_seed(config.seed)
     dataset = load_dataset(config.data.dataset)
@@ -105,7 +108,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, progress: bool = True, lo
                 if head.head == "cls" and point.split == T:
                     log(f"[{point.point_id}] skipped: the cls head needs at least one joint layer")
                     continue
-                ranker.set_split(point.split)
+                ranker = ranker.at(point.split)
                 log(f"[{point.point_id}] re-ranking {len(candidates)} queries")
                 report = rerank_dataset(ranker, dataset, candidates, out / "runs" / f"{point.point_id}.trec",
                                         tag=point.point_id, cache_root=out / "caches", storage=point.storage,
@@ -117,12 +120,14 @@ def run_sweep(config: SweepConfig, out: str | Path, *, progress: bool = True, lo
                 record_path.write_text(json.dumps(record, indent=2))
                 log(f"[{point.point_id}] {report.mean_latency_ms:.1f} ms/query, "
                     f"{report.cache_bytes_per_doc:,.0f} bytes/doc, cache built in {report.cache_build_seconds:.0f} s")
-    from lateint.sweep.report import evaluate_sweep
+    from lateint.sweep.report import evaluate_sweep, write_report
 
     results = evaluate_sweep(config, out, dataset, candidates)
     results["environment"] = env
     results["seconds_this_run"] = time.perf_counter() - started
+    # Saved before anything is drawn: a failing plot must not lose the evaluated sweep.
     (out / "results.json").write_text(json.dumps(results, indent=2))
+    write_report(results, out)
     return results
 
 

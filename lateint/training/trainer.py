@@ -375,11 +375,10 @@ class Trainer:
     def collate(self, groups: Sequence[TrainingGroup]) -> PairBatch:
         """Tokenize groups into a :class:`PairBatch` with the student's current layout."""
         student = self.student
-        tok = student.pair_tokenizer
         if self.config.data.negative_source == "in_batch":
             B = len(groups)
-            q_sides = tok.query_sides([g.query for g in groups])
-            d_sides = tok.doc_sides([g.docs[0] for g in groups])
+            q_sides = student.query_sides([g.query for g in groups])
+            d_sides = student.doc_sides([g.docs[0] for g in groups])
             qs = [q_sides[i] for i in range(B) for _ in range(B)]
             ds = [d_sides[j] for _ in range(B) for j in range(B)]
             labels = torch.eye(B)
@@ -388,8 +387,8 @@ class Trainer:
             mask = ~same | torch.eye(B, dtype=torch.bool)
             return PairBatch(qs, ds, (B, B), labels, mask.float(), None, list(groups))
         B, n = len(groups), self.group_size
-        queries = tok.query_sides([g.query for g in groups])
-        docs = tok.doc_sides([d for g in groups for d in g.docs])
+        queries = student.query_sides([g.query for g in groups])
+        docs = student.doc_sides([d for g in groups for d in g.docs])
         qs = [queries[i] for i in range(B) for _ in range(n)]
         labels = torch.tensor([list(g.labels) for g in groups], dtype=torch.float32)
         teacher = None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lateint import CacheMismatchError, ConfigError, CorruptionError, DocCache, InputError, SplitRanker
+from lateint import CacheMismatchError, ConfigError, CorruptionError, DocCache, InputError, SplitRanker, rerank
 from lateint.cache.compression import train_compressor
 from lateint.errors import MissingResourceError
 
@@ -36,7 +36,7 @@ def test_cached_scores_equal_end_to_end(tmp_path, minilm_path, docs, split, head
     ranker = SplitRanker.from_pretrained(minilm_path, split=split, head=head, max_doc_length=64, **options)
     cache = DocCache.build(ranker, docs, tmp_path / "c", storage=storage, batch_size=2, progress=False)
     ids = [i for i, _ in docs][::-1]  # request order differs from build order
-    got = ranker.rerank(QUERY, ids, cache)
+    got = rerank(ranker, QUERY, ids, cache)
     assert list(got) == ids
     expected = dict(zip([i for i, _ in docs], end_to_end(ranker, docs).tolist()))
     diff = max(abs(got[i] - expected[i]) for i in ids)
@@ -51,7 +51,7 @@ def test_cached_keys_values(tmp_path, minilm_path, docs, split, head):
     fields = cache.reader_fields()
     assert "keys_values" in fields
     assert ("states" in fields) == (not (split == 5 and head == "cls"))  # L = T-1 with cls: K/V only
-    got = torch.tensor(list(ranker.rerank(QUERY, [i for i, _ in docs], cache).values()))
+    got = torch.tensor(list(rerank(ranker, QUERY, [i for i, _ in docs], cache).values()))
     assert (got - end_to_end(ranker, docs)).abs().max() <= 1e-6
 
 
@@ -61,7 +61,7 @@ def test_learned_compression(tmp_path, minilm_path, docs, pairs):
     assert info.final_mse < 0.5 * info.initial_mse
     cache = DocCache.build(ranker, docs, tmp_path / "comp", storage="fp16", compressor=comp, progress=False)
     assert cache.info()["fields"]["states"]["shape"] == [96]
-    got = torch.tensor(list(ranker.rerank(QUERY, [i for i, _ in docs], cache).values()))
+    got = torch.tensor(list(rerank(ranker, QUERY, [i for i, _ in docs], cache).values()))
     exact = end_to_end(ranker, docs)
     assert (got - exact).abs().max() < 0.1
     reopened = DocCache.open(tmp_path / "comp")
@@ -73,17 +73,17 @@ def test_fingerprint_mismatch(tmp_path, minilm_path, docs):
     cache = DocCache.build(ranker, docs, tmp_path / "c", progress=False)
     other_split = SplitRanker.from_pretrained(minilm_path, split=2, head="cls", max_doc_length=64)
     with pytest.raises(CacheMismatchError, match="split: cache 3 vs ranker 2"):
-        other_split.rerank(QUERY, ["doc-0"], cache)
+        rerank(other_split, QUERY, ["doc-0"], cache)
     other_weights = SplitRanker.from_pretrained(minilm_path, split=3, head="cls", max_doc_length=64)
     with torch.no_grad():
         other_weights.encoder.layers[1].output.dense.bias.add_(1e-3)
     with pytest.raises(CacheMismatchError, match="different model weights"):
-        other_weights.rerank(QUERY, ["doc-0"], cache)
+        rerank(other_weights, QUERY, ["doc-0"], cache)
     # Upper layers and the cls head are not in the cache: changing them keeps it valid.
     upper = SplitRanker.from_pretrained(minilm_path, split=3, head="cls", max_doc_length=64)
     with torch.no_grad():
         upper.encoder.layers[4].output.dense.bias.add_(1e-3)
-    upper.rerank(QUERY, ["doc-0"], cache)
+    rerank(upper, QUERY, ["doc-0"], cache)
     # Building into the same folder with another configuration is refused too.
     with pytest.raises(CacheMismatchError):
         DocCache.build(other_split, docs, tmp_path / "c", progress=False)
@@ -134,6 +134,6 @@ def test_bad_inputs(tmp_path, minilm_path, docs):
         DocCache.build(packed, docs, tmp_path / "h", progress=False)
     cache = DocCache.build(ranker, docs, tmp_path / "ok", progress=False)
     with pytest.raises(InputError, match="not-there"):
-        ranker.rerank(QUERY, ["doc-0", "not-there"], cache)
+        rerank(ranker, QUERY, ["doc-0", "not-there"], cache)
     with pytest.raises(MissingResourceError):
         DocCache.open(tmp_path / "nothing")

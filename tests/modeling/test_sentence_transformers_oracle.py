@@ -25,10 +25,9 @@ def test_twin_matches_sentence_transformers(minilm_path, pairs):
     assert theirs.std() > 0.05
     assert (ours - theirs).abs().max().item() <= ATOL
 
-    tok = ranker.pair_tokenizer
     with torch.inference_mode():
-        our_q = ranker.represent_queries(tok.query_sides(queries)).values
-        our_d = ranker.represent_docs(tok.doc_sides(docs)).values
+        our_q = ranker.represent_queries(ranker.query_sides(queries)).values
+        our_d = ranker.represent_docs(ranker.doc_sides(docs)).values
     assert (our_q - q_emb).abs().max().item() <= ATOL
     assert (our_d - d_emb).abs().max().item() <= ATOL
 

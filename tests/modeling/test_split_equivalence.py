@@ -66,9 +66,8 @@ def test_split_really_changes_the_function(minilm_path, pairs):
 def test_forward_matches_reference_with_gradients(tiny_model, pairs):
     """The differentiable forward (training) agrees with the reference and back-propagates."""
     ranker = SplitRanker.from_pretrained(tiny_model("bert", 2), split=1, head="cls", max_doc_length=64).eval()
-    tok = ranker.pair_tokenizer
-    q = tok.query_batch(tok.query_sides(pairs[0]))
-    d = tok.doc_batch(tok.doc_sides(pairs[1]))
+    q = ranker.query_batch(ranker.query_sides(pairs[0]))
+    d = ranker.doc_batch(ranker.doc_sides(pairs[1]))
     out = ranker(q, d)
     ref = ranker.forward_reference(q, d)
     assert torch.allclose(out, ref, atol=1e-5)

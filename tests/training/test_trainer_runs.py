@@ -86,7 +86,7 @@ def test_dial_mode_trains_every_split(make_config, student_model, tiny_groups):
     assert all(after[L] < before[L] for L in (0, 1))
     model = SplitRanker.from_pretrained(result.model_path)
     assert model.split == 0
-    assert model.set_split(1).score(["what causes rain"], ["rain"]).shape == (1,)
+    assert model.at(1).score(["what causes rain"], ["rain"]).shape == (1,)
 
 
 def test_in_batch_negatives(make_config, student_model):

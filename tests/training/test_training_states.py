@@ -16,7 +16,7 @@ def test_captured_scores_equal_the_forward(student_model, split, head):
     ranker = SplitRanker.from_pretrained(student_model, split=split, head=head, max_query_length=12, max_doc_length=24)
     queries = list(QUERY_TEXTS.values())[:4]
     docs = list(DOC_TEXTS.values())[:4]
-    q_sides, d_sides = ranker.pair_tokenizer.query_sides(queries), ranker.pair_tokenizer.doc_sides(docs)
+    q_sides, d_sides = ranker.query_sides(queries), ranker.doc_sides(docs)
     with torch.no_grad():
         expected = ranker(*pair_batches(ranker, q_sides, d_sides))
         captured = capture_forward(ranker, q_sides, d_sides)
@@ -38,7 +38,7 @@ def test_split_student_and_unsplit_teacher_align_token_by_token(student_model):
     teacher = SplitRanker.from_pretrained(student_model, split=0, max_query_length=12, max_doc_length=24)
     student = SplitRanker.from_pretrained(student_model, split=1, max_query_length=12, max_doc_length=24)
     queries, docs = ["what causes rain"], ["Rain forms when water vapour condenses."]
-    q_sides, d_sides = student.pair_tokenizer.query_sides(queries), student.pair_tokenizer.doc_sides(docs)
+    q_sides, d_sides = student.query_sides(queries), student.doc_sides(docs)
     with torch.no_grad():
         s = capture_forward(student, q_sides, d_sides)
         t = capture_forward(teacher, q_sides, d_sides)

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from torch import nn
 
 from lateint.config import HeadSettings
-from lateint.modeling.heads.base import PairHead, SideRep
+from lateint.modeling.heads.base import Head, PairHead, SideRep
 from lateint.modeling.heads.cls import ClsHead
 from lateint.modeling.heads.dipair import DiPairHead
 from lateint.modeling.heads.maxsim import MaxSimHead
 from lateint.modeling.heads.twin import TwinHead
 
-__all__ = ["ClsHead", "DiPairHead", "MaxSimHead", "PairHead", "SideRep", "TwinHead", "build_head"]
+__all__ = ["ClsHead", "DiPairHead", "Head", "MaxSimHead", "PairHead", "SideRep", "TwinHead", "build_head"]
 
 
-def build_head(settings: HeadSettings, hidden_size: int, dropout: float = 0.1) -> nn.Module:
+def build_head(settings: HeadSettings, hidden_size: int, dropout: float = 0.1) -> Head:
     """A freshly initialised head for ``settings`` (weights drawn from the current torch seed)."""
     if settings.kind == "cls":
         return ClsHead(hidden_size, settings.pooler_activation, dropout)

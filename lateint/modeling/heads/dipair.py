@@ -26,15 +26,12 @@ class DiPairHead(PairHead):
         self.out = nn.Linear(dim, 1)
 
     def represent(self, states: torch.Tensor, mask: torch.Tensor, side: str) -> SideRep:
-        kept, kept_mask = states[:, : self.k], mask[:, : self.k]
-        if kept.shape[1] < self.k:
-            pad = self.k - kept.shape[1]
-            kept = torch.nn.functional.pad(kept, (0, 0, 0, pad))
-            kept_mask = torch.nn.functional.pad(kept_mask, (0, pad), value=False)
-        return SideRep(self.proj(kept), kept_mask)
+        return _pad_to(SideRep(self.proj(states[:, : self.k]), mask[:, : self.k]), self.k)
 
     def combine(self, query: SideRep, doc: SideRep) -> torch.Tensor:
         k = self.k
+        # Stored representations of short documents hold fewer than k rows.
+        query, doc = _pad_to(query, k), _pad_to(doc, k)
         device = query.values.device
         x = torch.cat([query.values, doc.values], dim=1)
         seg = torch.cat([torch.zeros(k, dtype=torch.long, device=device), torch.ones(k, dtype=torch.long, device=device)])
@@ -42,3 +39,13 @@ class DiPairHead(PairHead):
         mask = torch.cat([query.mask, doc.mask], dim=1)
         out = self.encoder(x, src_key_padding_mask=~mask)
         return self.out(out[:, 0]).squeeze(-1)
+
+
+def _pad_to(rep: SideRep, k: int) -> SideRep:
+    """``rep`` with its token rows padded (masked out) to ``k``."""
+    values, mask = rep.values, rep.mask
+    if values.shape[1] < k:
+        pad = k - values.shape[1]
+        values = torch.nn.functional.pad(values, (0, 0, 0, pad))
+        mask = torch.nn.functional.pad(mask, (0, pad), value=False)
+    return SideRep(values, mask)

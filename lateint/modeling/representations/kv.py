@@ -1,0 +1,78 @@
+"""``kv``: layer-L states plus the first joint layer's document keys and values.
+
+The first joint layer then projects keys and values for the query rows only. At L = T - 1 with a
+[CLS] head the states themselves are not stored: the last layer computes only the [CLS] row,
+which attends over the query's keys and values (computed once per query) and each candidate's
+cached ones, so only keys and values are kept.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from lateint.modeling.layers import first_row_over_blocks
+from lateint.modeling.representations.base import Field, Gathered, unpad
+from lateint.modeling.representations.states import StatesRepresentation
+from lateint.modeling.split_encoder import SplitEncoderOutput
+from lateint.tokenization import SideTokens
+
+
+def _merge_heads(x: torch.Tensor) -> torch.Tensor:
+    B, n, S, d = x.shape
+    return x.transpose(1, 2).reshape(B, S, n * d)
+
+
+def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    B, S, Hd = x.shape
+    return x.view(B, S, heads, Hd // heads).transpose(1, 2)
+
+
+class KeyValueRepresentation(StatesRepresentation):
+    name = "kv"
+
+    @property
+    def keys_values_only(self) -> bool:
+        """L = T - 1 with a head that reads only the [CLS] row: the states are not needed."""
+        r = self.ranker
+        return r.split == r.num_layers - 1 and r.head.reads_first_row_only
+
+    @property
+    def fields(self) -> list[Field]:
+        kv = Field("keys_values", self.storage, 2 * self.ranker.encoder.hidden_size)
+        return [kv] if self.keys_values_only else [*super().fields, kv]
+
+    def dependencies(self):
+        modules = super().dependencies()
+        kv = self.ranker.encoder.key_value_modules(self.ranker.split)
+        modules.update({f"joint.{name}": module for name, module in kv.items()})
+        return modules
+
+    def encode(self, sides: Sequence[SideTokens]) -> dict[str, list[torch.Tensor]]:
+        states, lengths = self._lower_states(sides)
+        k, v = self.ranker.encoder.joint_keys_values(states, self.ranker.split)
+        out = {"keys_values": unpad(torch.cat([_merge_heads(k), _merge_heads(v)], dim=-1), lengths)}
+        if not self.keys_values_only:
+            out["states"] = unpad(self._stored(states), lengths)
+        return out
+
+    def encode_query(self, side: SideTokens):
+        q_states, q_mask = super().encode_query(side)
+        return q_states, q_mask, self.ranker.encoder.joint_keys_values(q_states, self.ranker.split)
+
+    def score(self, query, gathered: dict[str, Gathered]) -> torch.Tensor:
+        q_states, q_mask, (qk, qv) = query
+        ranker = self.ranker
+        kv, d_mask = self._to_ranker(gathered["keys_values"])
+        heads = ranker.encoder.num_heads
+        H = kv.shape[-1] // 2
+        dk, dv = _split_heads(kv[..., :H], heads), _split_heads(kv[..., H:], heads)
+        n = kv.shape[0]
+        if self.keys_values_only:
+            layer = ranker.encoder.layers[ranker.split]
+            cls_row = first_row_over_blocks(layer, q_states[:, :1], (qk, qv), q_mask, (dk, dv), d_mask)
+            return ranker.head(SplitEncoderOutput(cls_row, q_mask[:, :1].expand(n, 1), cls_row[:, 1:], d_mask[:, :0]))
+        d_states, d_mask = self._restored(gathered["states"])
+        keys_values = (torch.cat([qk.expand(n, -1, -1, -1), dk], dim=2), torch.cat([qv.expand(n, -1, -1, -1), dv], dim=2))
+        return ranker.score_states(q_states.expand(n, -1, -1), q_mask.expand(n, -1), d_states, d_mask, keys_values=keys_values)
