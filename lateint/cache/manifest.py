@@ -95,6 +95,10 @@ def load_manifest(folder: Path) -> dict[str, Any]:
     if not folder.is_dir():
         raise MissingResourceError(f"no document cache at {folder}: the folder does not exist")
     if not path.is_file():
+        if (folder / SHARDS_DIR).is_dir():
+            raise CorruptionError(f"{path} is missing, but {folder} holds a document cache's shards: without its "
+                                  f"manifest nothing in it can be trusted. Restore the file, or delete {folder} and "
+                                  "rebuild the cache")
         raise MissingResourceError(f"{folder} is not a document cache: it has no {MANIFEST_FILE}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

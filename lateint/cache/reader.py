@@ -67,6 +67,17 @@ class CacheReader:
         self._crcs: dict[tuple[int, str], np.ndarray] = {}
         self._data: dict[tuple[int, str], np.ndarray] = {}
 
+    def side_folder(self, name: str) -> Path | None:
+        """The folder ``name`` beside the shards (e.g. a compressor), after checking its files'
+        checksums; None if the store has no such folder."""
+        side = (self._manifest.get("side") or {}).get(name)
+        if side is None:
+            return None
+        problems = file_problems(self.path / name, side["files"], check_hash=True)
+        if problems:
+            raise CorruptionError(_describe_problems(self.path, problems))
+        return self.path / name
+
     def _check_index(self) -> None:
         """The index's arrays agree with each other and with the manifest's shards."""
         ids, shard, row = self._index_ids, self._index_shard, self._index_row
@@ -129,6 +140,8 @@ class CacheReader:
         for entry in manifest["shards"]:
             problems += file_problems(folder / SHARDS_DIR / entry["name"], entry["files"], check_hash=False)
         problems += file_problems(folder / manifest["index"]["name"], manifest["index"]["files"], check_hash=False)
+        for name, side in (manifest.get("side") or {}).items():
+            problems += file_problems(folder / name, side["files"], check_hash=False)
         if problems:
             raise CorruptionError(_describe_problems(folder, problems))
         return cls(folder, manifest)
@@ -369,6 +382,9 @@ class CacheReader:
         index = self._manifest["index"]
         problems += file_problems(self.path / index["name"], index["files"], check_hash=True)
         files += len(index["files"])
+        for name, side in (self._manifest.get("side") or {}).items():
+            problems += file_problems(self.path / name, side["files"], check_hash=True)
+            files += len(side["files"])
         nbytes += sum(f["bytes"] for f in index["files"].values())
         if not problems:
             problems += self._index_problems()

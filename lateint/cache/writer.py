@@ -33,7 +33,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from lateint.cache.fields import FieldSpec, normalize_fields
-from lateint.cache.files import WriterLock, atomic_write_bytes, fsync_dir, npy_bytes, remove_tree
+from lateint.cache.files import WriterLock, atomic_write_bytes, fsync_dir, npy_bytes, remove_tree, sha256_file
 from lateint.cache.ids import IdSet, as_id_list, decode_id, encode_ids, token_ranges
 from lateint.cache.manifest import (IDS_FILE, MANIFEST_FILE, SHARDS_DIR, TMP_PREFIX, check_metadata, crc_file, data_file,
                                     file_problems, load_manifest, new_manifest, normalize_metadata,
@@ -622,6 +622,23 @@ class CacheWriter:
         self._manifest["next_shard"] = number + 1
         save_manifest(self.path, self._manifest, self._durable)
         self._last_commit = time.monotonic()
+
+    def record_side_folder(self, name: str) -> None:
+        """List the files of the folder ``name`` beside the shards (e.g. a compressor's weights) in
+        the manifest with their checksums, so that readers check them too. If it is listed
+        already, check it instead (:class:`CorruptionError` if it changed)."""
+        self._check_writable()
+        folder = self.path / name
+        files = {str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+                 for p in sorted(folder.rglob("*")) if p.is_file()}
+        side = self._manifest.setdefault("side", {})
+        if name in side:
+            if side[name]["files"] != files:
+                raise CorruptionError(f"{folder} differs from the files the manifest of {self.path} lists; restore "
+                                      f"them, or delete {self.path} and rebuild the cache")
+            return
+        side[name] = {"files": files}
+        save_manifest(self.path, self._manifest, self._durable)
 
     def commit(self) -> None:
         """Make the open shard's documents survive a crash now, without sealing it."""
