@@ -687,13 +687,14 @@ class CacheWriter:
         self._release()
 
     def abort(self) -> None:
-        """Stop without sealing: the open shard is discarded, sealed shards are kept, and the store
-        stays incomplete (reopen it to resume)."""
+        """Stop without sealing: the open shard's documents since its last commit are discarded,
+        sealed shards and commits are kept, and the store stays incomplete (reopen it to resume)."""
         if self._closed:
             return
         if self._shard is not None:
             self._shard.close_files()
-            remove_tree(self._shard.tmp)
+            if not self._shard.committed:
+                remove_tree(self._shard.tmp)
             self._shard = None
         self._release()
 
