@@ -78,6 +78,10 @@ def main() -> None:
             lines.append(f"| {split} | {storage} | {size / 1e9:,.1f} GB | "
                          + " | ".join(f"{hours[n]:,.1f}" for n in PROCESSES) + f" | {gpu} |")
     lines.append("")
+    lines.append("Hours are the same for every storage: the rates were measured with fp16, and encoding a token row "
+                 "as fp32, fp16 or int8 costs far less than computing it. Bytes add the per-passage bookkeeping "
+                 f"({PER_DOC_OVERHEAD} B: offsets, CRC, ids, index).")
+    lines.append("")
     lines.append(f"GPU column: the passages' lower-layer FLOPs on one {GPU['name']} ({GPU['peak_flops'] / 1e12:.0f} "
                  "TFLOP/s) at the same fraction of peak this CPU reached. Compute then takes minutes, so a GPU "
                  "build is bound by what is not compute: tokenizing (CPU, parallel over processes) and writing "
