@@ -36,7 +36,7 @@ from lateint.cache.fields import FieldSpec, normalize_fields
 from lateint.cache.files import WriterLock, atomic_write_bytes, fsync_dir, npy_bytes, remove_tree, sha256_file
 from lateint.cache.ids import IdSet, as_id_list, decode_id, encode_ids, token_ranges
 from lateint.cache.manifest import (IDS_FILE, MANIFEST_FILE, SHARDS_DIR, TMP_PREFIX, check_metadata, crc_file, data_file,
-                                    file_problems, load_manifest, new_manifest, normalize_metadata,
+                                    file_problems, shard_files, load_manifest, new_manifest, normalize_metadata,
                                     offsets_file, save_manifest, shard_name)
 from lateint.errors import CacheMismatchError, ConfigError, CorruptionError, InputError
 
@@ -288,6 +288,41 @@ class _OpenShard:
         return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
+def _sealed_entry(folder: Path, fields: list[FieldSpec]) -> dict[str, Any] | None:
+    """The manifest entry of a sealed shard folder that was never listed, or None if it is not a
+    whole, consistent shard (a sealed folder only gets its name once its files are fsynced)."""
+    try:
+        names = shard_files([f.name for f in fields])
+        files = {name: {"bytes": (folder / name).stat().st_size, "sha256": sha256_file(folder / name)} for name in names}
+        ids = np.load(folder / IDS_FILE, allow_pickle=False)
+        tokens = {}
+        for f in fields:
+            offsets = np.load(folder / offsets_file(f.name), allow_pickle=False)
+            crcs = np.load(folder / crc_file(f.name), allow_pickle=False)
+            if offsets.shape != (len(ids) + 1,) or crcs.shape != (len(ids),) or (np.diff(offsets) < 0).any():
+                return None
+            tokens[f.name] = int(offsets[-1])
+            if files[data_file(f.name)]["bytes"] != tokens[f.name] * f.row_nbytes:
+                return None
+        if not len(ids):
+            return None
+        return {"name": folder.name, "docs": int(len(ids)), "first_id": decode_id(ids[0]),
+                "last_id": decode_id(ids[-1]), "tokens": tokens, "files": files}
+    except (OSError, ValueError, EOFError):
+        return None
+
+
+def _overlaps(folder: Path, others: list[Path]) -> bool:
+    """Whether the shard ``folder`` holds an id that one of the shards ``others`` holds."""
+    ids = np.load(folder / IDS_FILE, allow_pickle=False)
+    for other in others:
+        theirs = np.load(other / IDS_FILE, allow_pickle=False)
+        width = max(ids.dtype.itemsize, theirs.dtype.itemsize)
+        if np.isin(ids.astype(f"S{width}"), theirs.astype(f"S{width}")).any():
+            return True
+    return False
+
+
 def _digest_of(tmp: Path, fields: list[FieldSpec], sizes: Mapping[str, int]) -> str:
     """sha256 of the committed bookkeeping files (ids, ends, CRCs; small), so that a resumed shard
     never trusts a damaged progress record. The data itself is covered by the per-doc CRCs."""
@@ -425,6 +460,14 @@ class CacheWriter:
                               f"its {entry['docs']} documents will be recomputed", stacklevel=3)
             else:
                 kept.append(entry)
+        sealed = shards_dir / shard_name(self._manifest["next_shard"])
+        entry = _sealed_entry(sealed, self.fields) if not dropped and sealed.is_dir() else None
+        if entry is not None and not _overlaps(sealed, [shards_dir / e["name"] for e in kept]):
+            # Killed after renaming a sealed (fsynced) shard into place but before listing it.
+            kept.append(entry)
+            self._manifest["next_shard"] += 1
+            self._manifest["shards"] = kept
+            self._mark_modified()
         listed = {e["name"] for e in kept}
         open_name = f"{TMP_PREFIX}{shard_name(self._manifest['next_shard'])}"
         if not dropped and (shards_dir / open_name).is_dir():

@@ -122,3 +122,24 @@ def test_kill_loses_at_most_the_last_commit_interval(tmp_path):
     print(f"kill -9 after {reports[-1][0]} documents: {stored} kept, {reports[-1][0] - stored} lost "
           f"(commit every {interval} s)")
     assert stored >= committed_by_time and stored > 0
+
+
+def test_a_shard_sealed_but_never_listed_is_kept(tmp_path):
+    """A kill between renaming a sealed shard into place and listing it in the manifest loses nothing."""
+    path = tmp_path / "c"
+    ids = [f"d{i}" for i in range(12)]
+    arrays = {d: {"states": np.full((2, 8), i, np.float16), "input_ids": np.arange(2, dtype=np.int32)}
+              for i, d in enumerate(ids)}
+    writer = CacheWriter.open(path, FIELDS, META, shard_size=5)
+    writer.add_batch(ids[:5], {n: [arrays[d][n] for d in ids[:5]] for n in ("states", "input_ids")})
+    manifest_before_seal = (path / "manifest.json").read_bytes()
+    writer.add_batch(ids[5:10], {n: [arrays[d][n] for d in ids[5:10]] for n in ("states", "input_ids")})
+    writer.abort()
+    (path / "manifest.json").write_bytes(manifest_before_seal)  # as if killed before the manifest update
+    assert (path / "shards" / "000001").is_dir() and len(json.loads(manifest_before_seal)["shards"]) == 1
+    with CacheWriter.open(path, FIELDS, META, shard_size=5) as writer:
+        assert writer.missing(ids) == ids[10:]
+        writer.add_batch(ids[10:], {n: [arrays[d][n] for d in ids[10:]] for n in ("states", "input_ids")})
+    reader = CacheReader.open(path)
+    reader.verify()
+    assert sorted(reader.iter_ids()) == sorted(ids)
