@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from lateint.cache.files import WriterLock, fsync_dir
+from lateint.cache.files import WriterLock, fsync_dir, remove_tree
 from lateint.cache.manifest import (SHARDS_DIR, TMP_PREFIX, IncompleteCacheError, describe_diff, load_manifest,
                                     metadata_diff, new_manifest, save_manifest, shard_name)
 from lateint.cache.reader import CacheReader
@@ -77,8 +77,11 @@ def merge_parts(out: str | os.PathLike, parts: Sequence[str | os.PathLike], *, d
 
     if out.exists() and (not out.is_dir() or any(p.name != ".lock" for p in out.iterdir())):
         raise InputError(f"{out} exists and is not empty; merge into a new folder (or delete it first)")
-    out.mkdir(parents=True, exist_ok=True)
-    lock = WriterLock(out)
+    # Built beside ``out`` and renamed into place, so that an interrupted merge leaves no half cache.
+    work = out.with_name(f".{out.name}.merging")
+    remove_tree(work)
+    work.mkdir(parents=True)
+    lock = WriterLock(work)
     try:
         first = manifests[0]
         merged = new_manifest(first["fields"], first["metadata"], first["shard_limits"]["docs"],
@@ -88,7 +91,7 @@ def merge_parts(out: str | os.PathLike, parts: Sequence[str | os.PathLike], *, d
         merged["merged_from"] = [{"path": str(folder.resolve()), "shard_index": m["part"]["shard_index"],
                                   "docs": sum(s["docs"] for s in m["shards"]), "checksum": m["checksum"]}
                                  for folder, m, _ in ordered]
-        shards_dir = out / SHARDS_DIR
+        shards_dir = work / SHARDS_DIR
         shards_dir.mkdir()
         linked = copied = 0
         for folder, manifest, _ in ordered:
@@ -109,15 +112,22 @@ def merge_parts(out: str | os.PathLike, parts: Sequence[str | os.PathLike], *, d
         for side in SIDE_FOLDERS:
             source = folders[0] / side
             if source.is_dir():
-                shutil.copytree(source, out / side)
+                shutil.copytree(source, work / side)
         if durable:
             fsync_dir(shards_dir)
-        save_manifest(out, merged, durable)
-        write_index(out, merged, durable)
+        save_manifest(work, merged, durable)
+        write_index(work, merged, durable)
         merged["complete"] = True
-        save_manifest(out, merged, durable)
+        save_manifest(work, merged, durable)
     finally:
         lock.release()
+    (work / ".lock").unlink(missing_ok=True)
+    if out.exists():
+        remove_tree(out / ".lock")
+        out.rmdir()  # empty, checked above
+    os.replace(work, out)
+    if durable:
+        fsync_dir(out.parent)
     CacheReader.open(out)  # the merged store opens and passes the open-time checks
     return MergeReport(str(out), len(folders), merged["index"]["docs"], len(merged["shards"]), linked, copied)
 

@@ -92,6 +92,9 @@ def run_build(args: argparse.Namespace) -> int:
     if rank == 0:
         _merge(args.out, parts)
     _barrier()
+    import torch.distributed as dist
+
+    dist.destroy_process_group()
     return 0
 
 
