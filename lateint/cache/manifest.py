@@ -24,7 +24,8 @@ order they were sealed) and ``index`` (``{name, docs, files}`` once complete, el
 A shard or index listed in the manifest is immutable; anything in the folder that the manifest does
 not list is left over from an interrupted write and is deleted by the next writer (except the open
 shard's committed part, which it resumes). ``part`` (optional) says which share of a collection a
-store holds (see :mod:`lateint.cache.shards`); ``merged_from`` lists the parts a merged store joined.
+store holds (see :mod:`lateint.cache.shards`); ``merged_from`` lists the parts a merged store joined;
+``side`` lists, with checksums, the files of folders kept beside the shards (a compressor's weights).
 ``checksum`` is the sha256 of all other keys (canonical JSON): an edited or damaged manifest is
 refused as a :class:`CorruptionError`.
 """
