@@ -36,6 +36,7 @@ from lateint.cache.compression import StateCompressor
 from lateint.cache.fields import FieldSpec
 from lateint.cache.fingerprint import cache_description, representation_fingerprint, weights_state
 from lateint.cache.reader import CacheReader
+from lateint.cache.shards import Share, part_description
 from lateint.cache.writer import CacheWriter
 from lateint.errors import CacheMismatchError, ConfigError, InputError, MissingResourceError
 from lateint.modeling.representations import PRECOMPUTE, STORAGES, Representation, representation_for
@@ -105,6 +106,9 @@ class DocCache:
         shard_size: int = 100_000,
         progress: bool = True,
         total: int | None = None,
+        num_shards: int = 1,
+        shard_index: int = 0,
+        text: str | None = None,
     ) -> "DocCache":
         """Compute and store the document representations of ``docs`` for ``ranker``.
 
@@ -121,6 +125,11 @@ class DocCache:
             shard_size: documents per shard file.
             progress: show a progress bar with throughput.
             total: number of documents, for the progress bar, when ``docs`` has no ``len``.
+            num_shards, shard_index: store only share ``shard_index`` of ``num_shards`` of the
+                documents (by a hash of the id, see :mod:`lateint.cache.shards`), as a part for
+                :func:`lateint.cache.merge.merge_parts`; ``docs`` is still the whole collection.
+            text: which text of the documents ``docs`` carries (e.g. ``"default_text"``), recorded
+                in the cache so that caches of different texts are never mixed.
 
         Raises:
             CacheMismatchError: ``path`` holds a cache of another configuration.
@@ -133,8 +142,15 @@ class DocCache:
         representation = representation_for(ranker, storage, compressor, precompute)
         fingerprint = representation_fingerprint(representation)
         metadata = {"fingerprint": fingerprint, "settings": cache_description(representation)}
+        if text is not None:
+            metadata["text"] = text
         if total is None and hasattr(docs, "__len__"):
             total = len(docs)  # type: ignore[arg-type]
+        share = part = None
+        if num_shards != 1 or shard_index != 0:
+            part = part_description(num_shards, shard_index)
+            docs = share = Share(docs, num_shards, shard_index)
+            total = None if total is None else -(-total // num_shards)  # about a 1/N share
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -146,9 +162,11 @@ class DocCache:
         ranker.eval()
         try:
             # On an interruption the writer seals what was added, so a rerun resumes after it.
-            with CacheWriter.open(path, field_specs(representation), metadata, shard_size=shard_size) as writer:
+            with CacheWriter.open(path, field_specs(representation), metadata, shard_size=shard_size, part=part) as writer:
                 if compressor is not None and not (path / _COMPRESSOR_DIR).exists():
                     compressor.save(path / _COMPRESSOR_DIR)
+                if compressor is not None:
+                    writer.record_side_folder(_COMPRESSOR_DIR)
                 for chunk in _chunks(docs, chunk_docs):
                     todo = _validate_chunk(chunk, writer)
                     skipped += len(chunk) - len(todo)
@@ -168,6 +186,7 @@ class DocCache:
                         if bar is not None:
                             bar.update(len(idx))
                             bar.set_postfix(tok_s=f"{tokens / max(time.perf_counter() - start, 1e-9):.0f}")
+                writer.close(collection_docs=share.seen if share is not None else None)
         finally:
             ranker.train(was_training)
             if bar is not None:
@@ -185,13 +204,15 @@ class DocCache:
 
         Raises:
             MissingResourceError: no cache at ``path``, or its build never finished (rerun it).
-            CorruptionError: a shard file is missing or has the wrong size.
+            CorruptionError: a file is damaged, missing or has the wrong size (see
+                :mod:`lateint.cache.reader` for what is checked when).
         """
         path = Path(path)
         if not path.exists():
             raise MissingResourceError(f"no document cache at {path}; build one with DocCache.build or `lateint cache build`.")
         reader = CacheReader.open(path)
-        compressor = StateCompressor.load(path / _COMPRESSOR_DIR) if (path / _COMPRESSOR_DIR).exists() else None
+        side = reader.side_folder(_COMPRESSOR_DIR)  # checksums checked
+        compressor = StateCompressor.load(side) if side is not None else None
         return cls(path, reader, compressor)
 
     @property
@@ -212,11 +233,15 @@ class DocCache:
         info["settings"] = self.settings
         build = self.path / _BUILD_FILE
         if build.exists():
-            info["builds"] = json.loads(build.read_text())
+            try:
+                info["builds"] = json.loads(build.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                info["builds"] = f"{build} is unreadable (build statistics only; the cache is unaffected)"
         return info
 
     def verify(self) -> dict:
-        """Recompute every shard's checksum (:class:`~lateint.CorruptionError` on a mismatch)."""
+        """Check every file's checksum and every manifest field (:class:`~lateint.CorruptionError`
+        naming the damaged file)."""
         return self.reader.verify()
 
     def representation(self, ranker) -> Representation:
@@ -284,7 +309,12 @@ def _validate_chunk(chunk: list, writer: CacheWriter) -> list[tuple[str, str]]:
 
 def _record_build(path: Path, stats: BuildStats) -> None:
     file = path / _BUILD_FILE
-    runs = json.loads(file.read_text()) if file.exists() else []
+    try:
+        runs = json.loads(file.read_text()) if file.exists() else []
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        runs = []  # statistics only: an unreadable record is replaced, never trusted
+    if not isinstance(runs, list):
+        runs = []
     runs.append({**asdict(stats), "docs_per_second": stats.docs_per_second, "tokens_per_second": stats.tokens_per_second})
     file.write_text(json.dumps(runs, indent=2))
 

@@ -1,14 +1,28 @@
 """Reading a document cache through memory maps.
 
-Opening costs a manifest parse, one ``stat`` per file (so a truncated or missing file is reported
-at once) and three memory-mapped index arrays; shard files are mapped on first use. Nothing is
-read into memory up front, so opening a cache of millions of documents is instant and its memory
-cost is the page cache the OS chooses to keep.
+Integrity is checked at three moments, each as cheaply as it can be while leaving no damaged byte
+unnoticed:
+
+* **open**: the manifest's own checksum and structure, one ``stat`` per file (a truncated or
+  missing file is reported at once), and the id index, whose files are hashed and checked
+  (sorted unique ids, shard positions and rows in range): about 0.1 s per million documents;
+* **first use of a shard**: its small offsets and CRC files are hashed against the manifest (so
+  a shard folder swapped for another is refused) and the offsets checked (start at 0, monotonic,
+  end at the recorded token count);
+* **every read**: each document's bytes are checked against its CRC-32 as they are gathered.
+
+:meth:`CacheReader.verify` recomputes every file's sha256 and checks every manifest field against
+the files. Any failure is a :class:`CorruptionError` naming the file and the fix. Shard data files
+are memory-mapped on first use; nothing is read into memory up front, so the memory cost is the
+page cache the OS chooses to keep.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+import zlib
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -16,8 +30,9 @@ import numpy as np
 
 from lateint.cache.fields import FieldSpec
 from lateint.cache.ids import as_id_list, decode_id, encode_ids, lookup_sorted, token_ranges
-from lateint.cache.manifest import (SHARDS_DIR, IncompleteCacheError, check_metadata, data_file,
-                                    file_problems, load_manifest, normalize_metadata, offsets_file)
+from lateint.cache.files import sha256_file
+from lateint.cache.manifest import (IDS_FILE, SHARDS_DIR, IncompleteCacheError, check_metadata, crc_file,
+                                    data_file, file_problems, load_manifest, normalize_metadata, offsets_file)
 from lateint.errors import CorruptionError, InputError
 
 _REBUILD = ("rerun the build with the same path: it resumes and recomputes only the missing documents "
@@ -32,17 +47,66 @@ class CacheReader:
     fields decode to their stored dtype.
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, path: Path, manifest: dict[str, Any], check_reads: bool = True) -> None:
         self.path = path
         self._manifest = manifest
         self.fields: dict[str, FieldSpec] = {f["name"]: FieldSpec.from_json(f) for f in manifest["fields"]}
         self._shards: list[dict[str, Any]] = manifest["shards"]
-        index_dir = path / manifest["index"]["name"]
-        self._index_ids = np.load(index_dir / "ids.npy", mmap_mode="r")
-        self._index_shard = np.load(index_dir / "shard.npy", mmap_mode="r")
-        self._index_row = np.load(index_dir / "row.npy", mmap_mode="r")
+        #: check each gathered document against its CRC-32 (turn off only to measure its cost)
+        self.check_reads = check_reads
+        index = manifest["index"]
+        index_dir = path / index["name"]
+        for name, entry in index["files"].items():
+            if sha256_file(index_dir / name) != entry["sha256"]:
+                raise CorruptionError(_describe_problems(path, [f"{index_dir / name}: sha256 checksum mismatch"]))
+        self._index_ids = _load_npy(index_dir / "ids.npy", path)
+        self._index_shard = _load_npy(index_dir / "shard.npy", path)
+        self._index_row = _load_npy(index_dir / "row.npy", path)
+        self._check_index()
         self._offsets: dict[tuple[int, str], np.ndarray] = {}
+        self._crcs: dict[tuple[int, str], np.ndarray] = {}
         self._data: dict[tuple[int, str], np.ndarray] = {}
+
+    def side_folder(self, name: str) -> Path | None:
+        """The folder ``name`` beside the shards (e.g. a compressor), after checking its files'
+        checksums; None if the store has no such folder."""
+        side = (self._manifest.get("side") or {}).get(name)
+        if side is None:
+            return None
+        problems = file_problems(self.path / name, side["files"], check_hash=True)
+        if problems:
+            raise CorruptionError(_describe_problems(self.path, problems))
+        return self.path / name
+
+    def _check_index(self) -> None:
+        """The index's arrays agree with each other and with the manifest's shards."""
+        ids, shard, row = self._index_ids, self._index_shard, self._index_row
+        docs = np.array([s["docs"] for s in self._shards], dtype=np.int64)
+        where = self.path / self._manifest["index"]["name"]
+        problems = []
+        n = self._manifest["index"]["docs"]
+        if ids.ndim != 1 or ids.dtype.kind != "S" or len(ids) != n:
+            problems.append(f"{where / 'ids.npy'}: {ids.dtype}{ids.shape}, expected {n} byte-string ids")
+        for name, array in (("shard.npy", shard), ("row.npy", row)):
+            if array.ndim != 1 or array.dtype.kind != "i" or len(array) != n:
+                problems.append(f"{where / name}: {array.dtype}{array.shape}, expected {n} integers")
+        if not problems and n:
+            for start in range(0, n, _CHECK_BLOCK):
+                stop = min(n, start + _CHECK_BLOCK)
+                block_ids = np.asarray(ids[max(0, start - 1):stop])
+                s = np.asarray(shard[start:stop], dtype=np.int64)
+                if len(block_ids) > 1 and not (block_ids[1:] > block_ids[:-1]).all():
+                    problems.append(f"{where / 'ids.npy'}: ids are not sorted and unique")
+                if s.min() < 0 or s.max() >= len(docs):
+                    problems.append(f"{where / 'shard.npy'}: shard positions outside 0..{len(docs) - 1}")
+                    break
+                r = np.asarray(row[start:stop], dtype=np.int64)
+                if r.min() < 0 or (r >= docs[s]).any():
+                    problems.append(f"{where / 'row.npy'}: rows outside their shard's documents")
+                if problems:
+                    break
+        if problems:
+            raise CorruptionError(_describe_problems(self.path, problems))
 
     @classmethod
     def open(cls, path: str | os.PathLike, expected_metadata: Mapping[str, Any] | None = None) -> "CacheReader":
@@ -76,6 +140,8 @@ class CacheReader:
         for entry in manifest["shards"]:
             problems += file_problems(folder / SHARDS_DIR / entry["name"], entry["files"], check_hash=False)
         problems += file_problems(folder / manifest["index"]["name"], manifest["index"]["files"], check_hash=False)
+        for name, side in (manifest.get("side") or {}).items():
+            problems += file_problems(folder / name, side["files"], check_hash=False)
         if problems:
             raise CorruptionError(_describe_problems(folder, problems))
         return cls(folder, manifest)
@@ -135,13 +201,28 @@ class CacheReader:
         offsets = self._offsets.get(key)
         if offsets is None:
             entry = self._shards[shard]
-            path = self.path / SHARDS_DIR / entry["name"] / offsets_file(field)
-            offsets = np.load(path, mmap_mode="r")
-            if offsets.shape != (entry["docs"] + 1,) or int(offsets[-1]) != entry["tokens"][field]:
-                raise CorruptionError(f"{path} does not match the manifest; delete the folder "
-                                      f"{path.parent} and {_REBUILD}")
+            folder = self.path / SHARDS_DIR / entry["name"]
+            offsets = self._load_checked(folder, offsets_file(field), entry)
+            crcs = self._load_checked(folder, crc_file(field), entry)
+            problem = _offsets_problem(offsets, crcs, entry["docs"], entry["tokens"][field])
+            if problem:
+                raise CorruptionError(_describe_problems(self.path, [f"{folder / offsets_file(field)}: {problem}"]))
             self._offsets[key] = offsets
+            self._crcs[key] = crcs
         return offsets
+
+    def _load_checked(self, folder: Path, name: str, entry: Mapping[str, Any]) -> np.ndarray:
+        """A small shard file, read whole after its sha256 matched the manifest's."""
+        path = folder / name
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise CorruptionError(_describe_problems(self.path, [f"{path}: unreadable ({e.strerror})"])) from None
+        expect = entry["files"][name]
+        if len(data) != expect["bytes"] or hashlib.sha256(data).hexdigest() != expect["sha256"]:
+            raise CorruptionError(_describe_problems(self.path, [f"{path}: sha256 checksum mismatch (damaged, or "
+                                                                  "not the file the manifest lists)"]))
+        return _load_npy(path, self.path, data)
 
     def _shard_data(self, shard: int, spec: FieldSpec) -> np.ndarray:
         key = (shard, spec.name)
@@ -152,14 +233,19 @@ class CacheReader:
             if tokens == 0:  # an empty file cannot be memory-mapped
                 data = np.empty((0, spec.row_nbytes), np.uint8)
             else:
-                data = np.memmap(self.path / SHARDS_DIR / entry["name"] / data_file(spec.name), dtype=np.uint8,
-                                 mode="r", shape=(tokens, spec.row_nbytes))
+                path = self.path / SHARDS_DIR / entry["name"] / data_file(spec.name)
+                try:
+                    data = np.memmap(path, dtype=np.uint8, mode="r", shape=(tokens, spec.row_nbytes))
+                except (OSError, ValueError) as e:
+                    raise CorruptionError(_describe_problems(self.path, [f"{path}: cannot be mapped ({e})"])) from None
             self._data[key] = data
         return data
 
-    def _plan(self, ids: list[str], field: str) -> tuple[list[tuple[int, np.ndarray]], np.ndarray, np.ndarray]:
-        """Group the requested docs by shard: ``([(shard, positions in request)], starts, lengths)``
-        where ``starts`` and ``lengths`` are the docs' token rows in their shard's data file."""
+    def _plan(self, ids: list[str], field: str) -> tuple[list[tuple[int, np.ndarray]], np.ndarray, np.ndarray,
+                                                          np.ndarray]:
+        """Group the requested docs by shard: ``([(shard, positions in request)], starts, lengths, rows)``
+        where ``starts`` and ``lengths`` are the docs' token rows in their shard's data file and
+        ``rows`` their rows in the shard."""
         shard, row = self._locate(ids)
         starts = np.empty(len(ids), np.int64)
         lengths = np.empty(len(ids), np.int64)
@@ -173,12 +259,14 @@ class CacheReader:
             starts[sel] = offsets[r]
             lengths[sel] = offsets[r + 1] - starts[sel]
             groups.append((s, sel))
-        return groups, starts, lengths
+        return groups, starts, lengths, row
 
     def _gather_rows(self, spec: FieldSpec, groups: list[tuple[int, np.ndarray]], starts: np.ndarray,
-                     lengths: np.ndarray, dest_starts: np.ndarray, out: np.ndarray) -> None:
+                     lengths: np.ndarray, dest_starts: np.ndarray, out: np.ndarray,
+                     rows: np.ndarray | None = None) -> None:
         """Copy the docs' encoded token rows into ``out`` (uint8 ``[rows, row_nbytes]``), doc i's
-        rows going to ``out[dest_starts[i]:dest_starts[i] + lengths[i]]``."""
+        rows going to ``out[dest_starts[i]:dest_starts[i] + lengths[i]]``, and check each doc's
+        CRC-32 (``rows``: the docs' rows in their shards)."""
         for s, sel in groups:
             data = self._shard_data(s, spec)
             src = token_ranges(starts[sel], lengths[sel])
@@ -190,13 +278,28 @@ class CacheReader:
                 np.take(data, src[inverse], axis=0, out=out, mode="clip")
             else:
                 out[dst] = data[src]
+            if self.check_reads and rows is not None:
+                self._check_crcs(s, spec, rows[sel], dest_starts[sel], lengths[sel], out)
+
+    def _check_crcs(self, shard: int, spec: FieldSpec, rows: np.ndarray, dest_starts: np.ndarray,
+                    lengths: np.ndarray, out: np.ndarray) -> None:
+        expected = self._crcs[(shard, spec.name)][rows]
+        flat = memoryview(out.reshape(-1))
+        width = spec.row_nbytes
+        for i, (start, n) in enumerate(zip(dest_starts.tolist(), lengths.tolist())):
+            if zlib.crc32(flat[start * width:(start + n) * width]) != expected[i]:
+                entry = self._shards[shard]
+                path = self.path / SHARDS_DIR / entry["name"] / data_file(spec.name)
+                raise CorruptionError(_describe_problems(
+                    self.path, [f"{path}: document row {int(rows[i])} fails its CRC-32 (the bytes changed after "
+                                "they were written)"]))
 
     # ------------------------------------------------------------------ reading
 
     def lengths(self, doc_ids: Sequence[str], field: str) -> np.ndarray:
         """Tokens stored per document in ``field`` (int64, request order)."""
         self._field(field)
-        _, _, lengths = self._plan(as_id_list(doc_ids), field)
+        _, _, lengths, _ = self._plan(as_id_list(doc_ids), field)
         return lengths
 
     def get(self, doc_ids: Sequence[str], field: str) -> list[np.ndarray]:
@@ -204,10 +307,10 @@ class CacheReader:
         codecs). They are views into one freshly allocated buffer, never into the files."""
         spec = self._field(field)
         ids = as_id_list(doc_ids)
-        groups, starts, lengths = self._plan(ids, field)
+        groups, starts, lengths, rows = self._plan(ids, field)
         ends = np.cumsum(lengths)
         raw = np.empty((int(ends[-1]) if len(ends) else 0, spec.row_nbytes), np.uint8)
-        self._gather_rows(spec, groups, starts, lengths, ends - lengths, raw)
+        self._gather_rows(spec, groups, starts, lengths, ends - lengths, raw, rows)
         values = spec.codec_impl.decode(raw, spec.elems).reshape(-1, *spec.shape)
         return np.split(values, ends[:-1]) if len(ids) else []
 
@@ -227,7 +330,7 @@ class CacheReader:
 
         spec = self._field(field)
         ids = as_id_list(doc_ids)
-        groups, starts, lengths = self._plan(ids, field)
+        groups, starts, lengths, rows = self._plan(ids, field)
         longest = int(lengths.max()) if len(lengths) else 0
         if pad_to is None:
             width = longest
@@ -239,7 +342,7 @@ class CacheReader:
                                  f"(up to {longest} tokens in field {field!r}); use pad_to >= {longest} or None")
         batch = len(ids)
         raw = np.zeros((batch * width, spec.row_nbytes), np.uint8)
-        self._gather_rows(spec, groups, starts, lengths, np.arange(batch, dtype=np.int64) * width, raw)
+        self._gather_rows(spec, groups, starts, lengths, np.arange(batch, dtype=np.int64) * width, raw, rows)
         values = torch.from_numpy(spec.codec_impl.decode(raw, spec.elems)).reshape(batch, width, *spec.shape)
         mask = torch.arange(width)[None, :] < torch.from_numpy(lengths)[:, None]
         return values, mask
@@ -265,20 +368,71 @@ class CacheReader:
                 "fields": fields, "metadata": self.metadata}
 
     def verify(self) -> dict[str, int]:
-        """Recompute the sha256 of every shard and index file. Returns ``{"shards", "files",
-        "bytes"}`` checked; raises :class:`CorruptionError` naming every damaged file and the fix."""
+        """Check everything: every file's sha256 and size, and every manifest field against the
+        files (doc counts, first and last ids, token counts, offsets, CRCs of every document, the
+        index's mapping back to each shard's ids). Returns ``{"shards", "files", "bytes", "docs"}``
+        checked; raises :class:`CorruptionError` naming every damaged file and the fix."""
         problems, files, nbytes = [], 0, 0
-        for entry in self._shards:
-            problems += file_problems(self.path / SHARDS_DIR / entry["name"], entry["files"], check_hash=True)
+        for position, entry in enumerate(self._shards):
+            folder = self.path / SHARDS_DIR / entry["name"]
+            found = file_problems(folder, entry["files"], check_hash=True)
             files += len(entry["files"])
             nbytes += sum(f["bytes"] for f in entry["files"].values())
+            problems += found or self._shard_problems(position, entry, folder)
         index = self._manifest["index"]
         problems += file_problems(self.path / index["name"], index["files"], check_hash=True)
         files += len(index["files"])
+        for name, side in (self._manifest.get("side") or {}).items():
+            problems += file_problems(self.path / name, side["files"], check_hash=True)
+            files += len(side["files"])
         nbytes += sum(f["bytes"] for f in index["files"].values())
+        if not problems:
+            problems += self._index_problems()
         if problems:
             raise CorruptionError(_describe_problems(self.path, problems))
-        return {"shards": len(self._shards), "files": files, "bytes": nbytes}
+        return {"shards": len(self._shards), "files": files, "bytes": nbytes, "docs": len(self)}
+
+    def _shard_problems(self, position: int, entry: Mapping[str, Any], folder: Path) -> list[str]:
+        """A shard whose files match their checksums, checked against its manifest entry."""
+        ids = _load_npy(folder / IDS_FILE, self.path)
+        problems = []
+        if ids.ndim != 1 or len(ids) != entry["docs"]:
+            return [f"{folder / IDS_FILE}: {len(ids)} ids, the manifest records {entry['docs']} documents"]
+        if decode_id(ids[0]) != entry["first_id"] or decode_id(ids[-1]) != entry["last_id"]:
+            problems.append(f"{folder}: first/last ids {decode_id(ids[0])!r}/{decode_id(ids[-1])!r} differ from the "
+                            f"manifest's {entry['first_id']!r}/{entry['last_id']!r}")
+        for name, spec in self.fields.items():
+            try:
+                offsets = self._shard_offsets(position, name)
+            except CorruptionError as e:
+                problems.append(str(e))
+                continue
+            data = self._shard_data(position, spec)
+            for start in range(0, entry["docs"], _CHECK_BLOCK):
+                rows = np.arange(start, min(entry["docs"], start + _CHECK_BLOCK))
+                lengths = offsets[rows + 1] - offsets[rows]
+                block = np.asarray(data[int(offsets[rows[0]]):int(offsets[rows[-1] + 1])])
+                try:
+                    self._check_crcs(position, spec, rows, offsets[rows] - offsets[rows[0]], lengths, block)
+                except CorruptionError as e:
+                    problems.append(str(e))
+                    break
+        return problems
+
+    def _index_problems(self) -> list[str]:
+        """Does each index entry point back at a shard row holding that id?"""
+        where = self.path / self._manifest["index"]["name"]
+        shard = np.asarray(self._index_shard, dtype=np.int64)
+        for position, entry in enumerate(self._shards):
+            ids = _load_npy(self.path / SHARDS_DIR / entry["name"] / IDS_FILE, self.path)
+            mine = np.nonzero(shard == position)[0]
+            rows = np.asarray(self._index_row[mine], dtype=np.int64)
+            if len(mine) != entry["docs"] or not np.array_equal(np.sort(rows), np.arange(entry["docs"])):
+                return [f"{where}: shard {entry['name']} is not mapped exactly once per document"]
+            width = max(ids.dtype.itemsize, self._index_ids.dtype.itemsize)
+            if not np.array_equal(ids[rows].astype(f"S{width}"), np.asarray(self._index_ids[mine]).astype(f"S{width}")):
+                return [f"{where}: ids of shard {entry['name']} do not match the index"]
+        return []
 
     def close(self) -> None:
         """Drop the memory maps (the reader is unusable afterwards)."""
@@ -299,3 +453,29 @@ def _describe_problems(folder: Path, problems: list[str]) -> str:
     shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
     return (f"the document cache at {folder} is damaged: {shown}. Delete the shard folders named "
             f"(shards/NNNNNN; for an index-NNNNNN folder, delete that folder) and {_REBUILD}")
+
+
+_CHECK_BLOCK = 1 << 20
+
+
+def _load_npy(path: Path, store: Path, data: bytes | None = None) -> np.ndarray:
+    """``np.load`` of a cache's own ``.npy`` file (memory-mapped unless ``data`` is given), with any
+    failure to parse it reported as a :class:`CorruptionError` naming the file."""
+    try:
+        if data is not None:
+            return np.load(io.BytesIO(data), allow_pickle=False)
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError, MemoryError) as e:
+        raise CorruptionError(_describe_problems(store, [f"{path}: not a readable array ({type(e).__name__}: "
+                                                         f"{str(e)[:120]})"])) from None
+
+
+def _offsets_problem(offsets: np.ndarray, crcs: np.ndarray, docs: int, tokens: int) -> str | None:
+    """What is wrong with a shard's offsets and CRC arrays, or None."""
+    if offsets.dtype.kind != "i" or offsets.shape != (docs + 1,):
+        return f"offsets are {offsets.dtype}{offsets.shape}, expected int [{docs + 1}]"
+    if crcs.dtype != np.uint32 or crcs.shape != (docs,):
+        return f"CRCs are {crcs.dtype}{crcs.shape}, expected uint32 [{docs}]"
+    if offsets[0] != 0 or offsets[-1] != tokens or (np.diff(offsets) < 0).any():
+        return f"offsets are not monotonic from 0 to the manifest's {tokens} tokens"
+    return None

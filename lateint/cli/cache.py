@@ -1,12 +1,15 @@
-"""``lateint cache build | info | verify``."""
+"""``lateint cache build | merge | info | verify``."""
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
 from pathlib import Path
 
 from lateint.cli.common import add_model_arguments, load_ranker
+from lateint.errors import ConfigError
 
 
 def add_cache_command(subparsers) -> None:
@@ -30,14 +33,26 @@ def add_cache_command(subparsers) -> None:
     b.add_argument("--compress-docs", type=int, default=2000, help="documents the compressor is trained on")
     b.add_argument("--compress-steps", type=int, default=400)
     b.add_argument("--batch-size", type=int, default=64)
+    b.add_argument("--num-shards", type=int, default=None,
+                   help="build only one of N disjoint shares of the documents (by a hash of the doc id), as a part "
+                        "for `lateint cache merge`; under torchrun/accelerate each rank takes its share by itself")
+    b.add_argument("--shard-index", type=int, default=None, help="which share, 0..N-1 (with --num-shards)")
     b.set_defaults(func=run_build)
+
+    m = sub.add_parser("merge", help="join the parts of a sharded build into one cache",
+                       description="Check that the parts were built with the same ranker and settings and cover "
+                                   "every document exactly once, then join them into one cache (the shard files "
+                                   "are hard-linked, not copied, where the file system allows).")
+    m.add_argument("--out", required=True, type=Path, help="the merged cache folder (new or empty)")
+    m.add_argument("parts", nargs="+", type=Path, help="the part folders (one per --shard-index)")
+    m.set_defaults(func=run_merge)
 
     i = sub.add_parser("info", help="sizes and settings of a cache")
     i.add_argument("path", type=Path)
     i.add_argument("--json", action="store_true", help="print the full JSON")
     i.set_defaults(func=run_info)
 
-    v = sub.add_parser("verify", help="recompute every shard checksum")
+    v = sub.add_parser("verify", help="check every checksum and every manifest field")
     v.add_argument("path", type=Path)
     v.set_defaults(func=run_verify)
 
@@ -48,21 +63,70 @@ def _documents(args):
 
     ds = load_dataset(args.dataset)
     if args.first_stage is None:
-        store_count = ds.doc_count()
-
-        def stream():
-            for doc in ds.dataset.docs_iter():
-                yield doc.doc_id, getattr(doc, "text", None) or getattr(doc, "body", "") or ""
-
-        return stream(), store_count
+        return ds.iter_docs(), ds.doc_count()
     ids = candidate_docs(ds.candidates(args.first_stage, args.depth))
     texts = ds.doc_text(ids)
     return ((d, texts[d]) for d in ids), len(ids)
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from lateint.cache.shards import check_share, launcher_world, rank_part_path
+
+    if (args.num_shards is None) != (args.shard_index is None):
+        raise ConfigError("give --num-shards and --shard-index together (or neither)")
+    rank, world = launcher_world()
+    if args.num_shards is not None:
+        check_share(args.num_shards, args.shard_index)
+        return _build(args, args.out, args.num_shards, args.shard_index)
+    if world == 1:
+        return _build(args, args.out, 1, 0)
+    # Launched as `world` ranks: each builds its share beside --out, the main rank merges them.
+    import torch
+
+    if args.device is None and torch.cuda.is_available():
+        args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
+    part = rank_part_path(args.out, rank, world)
+    _build(args, part, world, rank)
+    parts = [rank_part_path(args.out, r, world) for r in range(world)]
+    _barrier()
+    if rank == 0:
+        _merge(args.out, parts)
+    _barrier()
+    import torch.distributed as dist
+
+    dist.destroy_process_group()
+    return 0
+
+
+def _barrier() -> None:
+    """Wait for every rank (gloo; a share may take hours, so the timeout is generous)."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=datetime.timedelta(days=7))
+    dist.barrier()
+
+
+def _merge(out: Path, parts: list[Path]) -> None:
+    from lateint.cache.merge import merge_parts, merged_from_same_parts
+
+    if merged_from_same_parts(out, parts):
+        print(f"{out}: already merged from these parts")
+        return
+    report = merge_parts(out, parts)
+    print(f"{out}: merged {report.parts} parts, {report.documents} documents in {report.shards} shards "
+          f"({report.linked} files linked, {report.copied} copied)")
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    _merge(args.out, list(args.parts))
+    return 0
+
+
+def _build(args: argparse.Namespace, out: Path, num_shards: int, shard_index: int) -> int:
     from lateint.cache.compression import train_compressor
     from lateint.cache.doc_cache import DocCache
+    from lateint.data.datasets import DOC_TEXT
 
     ranker = load_ranker(args)
     compressor = None
@@ -74,10 +138,12 @@ def run_build(args: argparse.Namespace) -> int:
         print(f"compressor e={info.dim}: reconstruction MSE {info.initial_mse:.4f} -> {info.final_mse:.4f} "
               f"on {info.tokens} token states of {info.documents} documents")
     docs, total = _documents(args)
-    cache = DocCache.build(ranker, docs, args.out, storage=args.storage, compressor=compressor,
-                           precompute=args.precompute, batch_size=args.batch_size, total=total)
+    cache = DocCache.build(ranker, docs, out, storage=args.storage, compressor=compressor,
+                           precompute=args.precompute, batch_size=args.batch_size, total=total,
+                           num_shards=num_shards, shard_index=shard_index, text=DOC_TEXT)
     s = cache.last_build
-    print(f"{args.out}: {len(cache)} documents ({s.documents_added} added, {s.documents_skipped} already there) "
+    share = f" (share {shard_index} of {num_shards})" if num_shards > 1 else ""
+    print(f"{out}{share}: {len(cache)} documents ({s.documents_added} added, {s.documents_skipped} already there) "
           f"in {s.seconds:.1f} s, {s.docs_per_second:.1f} docs/s, {s.tokens_per_second:.0f} tokens/s")
     _print_info(cache.info())
     return 0

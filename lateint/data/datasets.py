@@ -155,9 +155,22 @@ class DatasetHandle:
         return self._store
 
     def doc_count(self) -> int:
-        """Number of documents in the collection."""
+        """Number of documents in the collection, from the dataset's metadata where it has one
+        (``docs_count()``), else from its docstore (built on first use)."""
         with self._reading("documents"):
+            self._require("docs")
+            counted = self.dataset.docs_count()
+            if counted is not None:
+                return int(counted)
             return int(self.docs_store().count())
+
+    def iter_docs(self) -> Iterator[tuple[str, str]]:
+        """Every ``(doc_id, text)`` in collection order, the text being :data:`DOC_TEXT` (the same
+        text :meth:`doc_text` returns, so a cache built from this stream serves re-ranking)."""
+        self._require("docs")
+        with self._reading("documents"):
+            for doc in self.dataset.docs_iter():
+                yield doc.doc_id, _text_of(doc)
 
     def doc_text(self, doc_ids: Iterable[str], *, missing_ok: bool = False) -> dict[str, str]:
         """Document id -> text (title and body where the collection has both).
@@ -225,8 +238,14 @@ def _looks_like_missing_data(error: Exception) -> bool:
     return isinstance(error, RuntimeError) and "download" in str(error).lower()
 
 
+#: Which text of a document (or query) record lateint uses everywhere: ``ir_datasets``'
+#: ``default_text()`` (title and body where the collection has both), else the ``text`` field.
+#: Document caches record it, so caches built from different texts are never mixed.
+DOC_TEXT = "default_text"
+
+
 def _text_of(record: Any) -> str:
-    default_text = getattr(record, "default_text", None)
+    default_text = getattr(record, DOC_TEXT, None)
     return default_text() if callable(default_text) else record.text
 
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from lateint.data.datasets import DatasetHandle
+from lateint.data.datasets import DOC_TEXT, DatasetHandle
 from lateint.data.run_types import RankedLists
 from lateint.data.runs import ResumableRunWriter, check_run_queries
 from lateint.errors import InputError
@@ -97,6 +97,7 @@ def rerank_dataset(
     storage: str = "fp16",
     batch_size: int = 128,
     progress: bool = True,
+    cache: str | Path | None = None,
 ) -> RerankReport:
     """Re-rank ``candidates`` of ``dataset`` with ``ranker`` into the TREC run ``out``.
 
@@ -110,9 +111,14 @@ def rerank_dataset(
         storage: cache storage (``fp32``, ``fp16``, ``int8``).
         batch_size: candidates per joint batch.
         progress: show progress bars.
+        cache: a document cache built beforehand (e.g. over the whole collection with
+            ``lateint cache build``) to re-rank from, instead of building one for the candidates;
+            it must hold every candidate and fit the ranker.
 
     Raises:
-        InputError: the candidates name queries the dataset does not have, or are empty.
+        InputError: the candidates name queries the dataset does not have, or are empty, or the
+            given cache lacks some candidates.
+        CacheMismatchError: the given cache was built from another document text.
     """
     from lateint.cache.doc_cache import DocCache
     from lateint.ranker import check_batch_size
@@ -131,9 +137,14 @@ def rerank_dataset(
     report.candidates_per_query = statistics.fmean(len(v) for v in candidates.values())
     with ResumableRunWriter(out, tag) as writer:
         pending = writer.pending(candidates.keys())
-        cache = None
         cacheable = not (ranker.doc_states_depend_on_query and ranker.split > 0)
-        if pending and cacheable:
+        given, cache = cache, None
+        if pending and given is not None:
+            cache = open_prebuilt_cache(given, candidate_docs({q: candidates[q] for q in pending}))
+            report.cache_path = str(given)
+            info = cache.info()
+            report.cache_bytes_per_doc = sum(f["bytes"] for f in info["fields"].values()) / max(1, info["docs"])
+        elif pending and cacheable:
             todo = {q: candidates[q] for q in pending}
             doc_ids = candidate_docs(todo)
             root = Path(cache_root) if cache_root is not None else out.with_name(out.name + ".caches")
@@ -144,7 +155,7 @@ def rerank_dataset(
             if missing:
                 raise InputError(f"{len(missing)} candidate documents are not in {dataset.irds_id!r}, e.g. {missing[:5]}.")
             cache = DocCache.build(ranker, ((d, texts[d]) for d in doc_ids), folder, storage=storage,
-                                   batch_size=64, progress=progress, total=len(doc_ids))
+                                   batch_size=64, progress=progress, total=len(doc_ids), text=DOC_TEXT)
             report.cache_build_seconds = time.perf_counter() - start
             report.cache_path = str(folder)
             info = cache.info()
@@ -169,6 +180,25 @@ def rerank_dataset(
             report.scored_now += 1
         report.queries = len(writer.done)
     return report
+
+
+def open_prebuilt_cache(path: str | Path, doc_ids: list[str]):
+    """Open the cache at ``path`` for re-ranking ``doc_ids``: it must hold them all and have been
+    built from the text re-ranking uses (:data:`~lateint.data.datasets.DOC_TEXT`)."""
+    from lateint.cache.doc_cache import DocCache
+    from lateint.errors import CacheMismatchError
+
+    cache = DocCache.open(path)
+    text = cache.reader.metadata.get("text")
+    if text != DOC_TEXT:
+        raise CacheMismatchError(
+            f"the document cache at {path} was built from document text {text or 'of unknown origin'!r}, but "
+            f"re-ranking reads {DOC_TEXT!r}; build the cache with `lateint cache build` (which uses the same text)")
+    missing = cache.reader.missing(doc_ids)
+    if missing:
+        raise InputError(f"{len(missing)} of {len(doc_ids)} candidate documents are not in the cache at {path}, e.g. "
+                         f"{missing[:5]}; build it over a collection that includes them, or drop --cache")
+    return cache
 
 
 def as_run(candidates: Mapping[str, list]) -> dict[str, dict[str, float]]:
