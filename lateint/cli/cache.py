@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from lateint.cli.common import add_model_arguments, load_ranker
+from lateint.cli.common import DEFAULT_STORAGE, STORAGES, add_model_arguments, add_run_arguments, load_ranker
 
 
 def add_cache_command(subparsers) -> None:
@@ -21,15 +21,15 @@ def add_cache_command(subparsers) -> None:
     b.add_argument("--first-stage", default=None,
                    help="cache only the candidates of this run (a run name or TREC file); default: every document")
     b.add_argument("--depth", type=int, default=100, help="candidates per query with --first-stage (default 100)")
-    b.add_argument("--out", required=True, type=Path, help="cache folder")
-    b.add_argument("--storage", default="fp16", choices=("fp32", "fp16", "int8"))
+    b.add_argument("--out", required=True, type=Path, metavar="DIR", help="cache folder")
+    b.add_argument("--storage", default=DEFAULT_STORAGE, choices=STORAGES, help="precision (default %(default)s)")
     b.add_argument("--precompute", default="none", choices=("none", "kv"),
                    help="also store the first joint layer's document keys/values (0 < L < T)")
     b.add_argument("--compress-dim", type=int, default=None,
                    help="train a PreTTR compressor to this many dims on the first documents and store compressed states")
     b.add_argument("--compress-docs", type=int, default=2000, help="documents the compressor is trained on")
     b.add_argument("--compress-steps", type=int, default=400)
-    b.add_argument("--batch-size", type=int, default=64)
+    add_run_arguments(b, batch_size=64)
     b.set_defaults(func=run_build)
 
     i = sub.add_parser("info", help="sizes and settings of a cache")
@@ -70,12 +70,14 @@ def run_build(args: argparse.Namespace) -> int:
         docs, _ = _documents(args)
         sample = [t for _, t in zip(range(args.compress_docs), docs)]
         sample = [t for _, t in sample]
-        compressor, info = train_compressor(ranker, sample, args.compress_dim, steps=args.compress_steps, seed=args.seed, progress=True)
+        compressor, info = train_compressor(ranker, sample, args.compress_dim, steps=args.compress_steps, seed=args.seed,
+                                            progress=not args.no_progress)
         print(f"compressor e={info.dim}: reconstruction MSE {info.initial_mse:.4f} -> {info.final_mse:.4f} "
               f"on {info.tokens} token states of {info.documents} documents")
     docs, total = _documents(args)
     cache = DocCache.build(ranker, docs, args.out, storage=args.storage, compressor=compressor,
-                           precompute=args.precompute, batch_size=args.batch_size, total=total)
+                           precompute=args.precompute, batch_size=args.batch_size, total=total,
+                           progress=not args.no_progress)
     s = cache.last_build
     print(f"{args.out}: {len(cache)} documents ({s.documents_added} added, {s.documents_skipped} already there) "
           f"in {s.seconds:.1f} s, {s.docs_per_second:.1f} docs/s, {s.tokens_per_second:.0f} tokens/s")

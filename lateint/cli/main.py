@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lateint",
         description="One BERT encoder from cross-encoder to twin: split, cache, re-rank, evaluate, train.",
     )
+    from lateint import __version__
+
+    parser.add_argument("--version", action="version", version=f"lateint {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_demo_command(sub)
     add_cache_command(sub)
