@@ -67,8 +67,9 @@ def packaged_model_path(name: str) -> Path | None:
     return Path(mod.get_model_path())
 
 
-def resolve(name_or_path: str | os.PathLike) -> Path:
-    """A local folder for ``name_or_path``: itself if it is a folder, else a hub download.
+def resolve(name_or_path: str | os.PathLike, *, revision: str | None = None, token: str | bool | None = None) -> Path:
+    """A local folder for ``name_or_path``: itself if it is a folder, else a hub download of
+    ``revision`` (a branch, tag or commit) with ``token`` (for private or gated repositories).
 
     Raises:
         MissingResourceError: the folder does not exist and the hub could not provide it.
@@ -77,7 +78,7 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     path = Path(text).expanduser()
     if path.is_dir():
         return path
-    packaged = packaged_model_path(text)
+    packaged = packaged_model_path(text) if revision is None else None
     if packaged is not None:
         return packaged
     # Hub ids are "name" or "owner/name"; anything else was meant as a path.
@@ -90,7 +91,7 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(text))
+        return Path(snapshot_download(text, revision=revision, token=token))
     except Exception as exc:  # any hub failure: offline, unknown id, gated repo
         raise MissingResourceError(
             f"{text!r} is neither a local model folder nor a hub id that could be downloaded "
@@ -104,9 +105,9 @@ def _read_json(path: Path) -> dict[str, Any]:
         return json.load(f)
 
 
-def inspect(name_or_path: str | os.PathLike) -> Checkpoint:
-    """Resolve and classify a checkpoint."""
-    path = resolve(name_or_path)
+def inspect(name_or_path: str | os.PathLike, *, revision: str | None = None, token: str | bool | None = None) -> Checkpoint:
+    """Resolve (see :func:`resolve`) and classify a checkpoint."""
+    path = resolve(name_or_path, revision=revision, token=token)
     if (path / CONFIG_FILE).is_file():
         saved = _read_json(path / CONFIG_FILE)
         return Checkpoint(path, "lateint", path, _read_json(path / "config.json"), lateint=saved)

@@ -102,6 +102,8 @@ class SplitRanker(nn.Module):
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
         seed: int = 0,
+        revision: str | None = None,
+        token: str | bool | None = None,
         **head_options,
     ) -> "SplitRanker":
         """Load a ranker from a hub id or a local folder.
@@ -121,6 +123,8 @@ class SplitRanker(nn.Module):
             max_query_length, max_doc_length: side lengths in tokens, special tokens included.
             device, dtype: where and in which precision to run (bf16/fp16 are for GPUs).
             seed: seed for any weight not in the checkpoint (recorded in the config).
+            revision: for a hub id, the branch, tag or commit to download.
+            token: for a hub id, the token for private or gated repositories.
             **head_options: other :class:`lateint.config.HeadSettings` fields (``maxsim_dim``,
                 ``dipair_tokens``, ``dipair_dim``, ``dipair_layers``, ``dipair_heads``,
                 ``pooler_activation``).
@@ -129,7 +133,7 @@ class SplitRanker(nn.Module):
             MissingResourceError: the folder does not exist and the hub cannot provide it.
             ConfigError: split out of range, a head that cannot work at that split, unknown options.
         """
-        ckpt = checkpoints.inspect(name_or_path)
+        ckpt = checkpoints.inspect(name_or_path, revision=revision, token=token)
         config = cls._resolve_config(
             ckpt, split, head, layout, pooling, crossing, num_layers, max_query_length, max_doc_length, seed, head_options
         )
@@ -517,8 +521,13 @@ class SplitRanker(nn.Module):
         return rerank(self, query, doc_ids, cache, batch_size=batch_size)
 
     # -- saving -------------------------------------------------------------------------------
-    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+    def save_pretrained(self, folder: str | os.PathLike, *, card: dict | None = None) -> Path:
         """Save weights, tokenizer and config so that :meth:`from_pretrained` restores this ranker.
+
+        The folder also gets a model card (``README.md``; ``card`` adds ``training`` and ``results``
+        details, see :func:`lateint.hub.model_card`), the split in ``config.json``, and for pair heads
+        the sentence-transformers layout or a module that makes sentence-transformers refuse the
+        folder (see :mod:`lateint.export.sentence_transformers`).
 
         A ``cls`` head whose structure is the family's standard classification head is saved as a
         ``transformers`` ``*ForSequenceClassification`` checkpoint (``AutoModelForSequenceClassification``
@@ -546,6 +555,9 @@ class SplitRanker(nn.Module):
         self.tokenizer.save_pretrained(folder)
         with open(folder / CONFIG_FILE, "w", encoding="utf-8") as f:
             json.dump({"format": fmt, "config": self.config.to_dict()}, f, indent=2)
+        from lateint.hub import write_exports
+
+        write_exports(self, folder, card)
         return folder
 
     def _save_sequence_classification(self, folder: Path, state: dict[str, torch.Tensor]) -> None:
@@ -565,6 +577,121 @@ class SplitRanker(nn.Module):
                 dense.load_state_dict({k: v.to("cpu", torch.float32) for k, v in self.head.dense.state_dict().items()})
             out.load_state_dict({k: v.to("cpu", torch.float32) for k, v in self.head.out.state_dict().items()})
         model.save_pretrained(folder)
+
+    # -- familiar API shapes: CrossEncoder.rank / predict, SentenceTransformer.encode, the hub --------
+    def rank(
+        self,
+        query: str,
+        documents: Sequence[str] | dict[str, str],
+        top_k: int | None = None,
+        *,
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> list[tuple[int | str, float]]:
+        """Rank ``documents`` for ``query``: ``[(index or id, score), ...]``, best first.
+
+        Args:
+            documents: a list of texts (results name their index) or a dict id -> text (results
+                name the id).
+            top_k: keep this many (default: all).
+
+        Ties go by index or id, so the order is reproducible.
+
+        Raises:
+            InputError: an empty query or document, or ``top_k`` not positive.
+        """
+        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+            raise InputError(f"top_k must be a positive integer or None, got {top_k!r}")
+        if isinstance(documents, str):
+            raise InputError("documents must be a list of texts or a dict of id -> text, not a single string.")
+        keys = list(documents) if isinstance(documents, dict) else list(range(len(documents)))
+        texts = [documents[k] for k in keys]
+        if not texts:
+            return []
+        scores = self.score([query] * len(texts), texts, batch_size=batch_size, progress=progress).tolist()
+        ranked = sorted(zip(keys, scores), key=lambda item: (-item[1], item[0]))
+        return ranked[:top_k]
+
+    def predict(
+        self,
+        sentences: Sequence[Sequence[str]] | Sequence[str],
+        batch_size: int = 32,
+        show_progress_bar: bool = False,
+        activation_fn=None,
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+    ):
+        """Score ``(query, document)`` pairs as sentence-transformers' ``CrossEncoder.predict`` does.
+
+        A single pair gives a single score, a list of pairs an array. ``activation_fn`` defaults,
+        as in ``CrossEncoder`` with one label, to a sigmoid for the ``cls`` head (its score is a
+        logit); the pair heads' scores are similarities and are returned as they are.
+        """
+        single = len(sentences) == 2 and all(isinstance(x, str) for x in sentences)
+        pairs = [tuple(sentences)] if single else [tuple(p) for p in sentences]
+        if any(len(p) != 2 for p in pairs):
+            raise InputError("predict takes (query, document) pairs: a list of 2-item lists or tuples.")
+        scores = self.score([p[0] for p in pairs], [p[1] for p in pairs], batch_size=batch_size, progress=show_progress_bar)
+        if activation_fn is None and isinstance(self.head, ClsHead):
+            activation_fn = torch.sigmoid
+        if activation_fn is not None:
+            scores = activation_fn(scores)
+        if convert_to_tensor:
+            return scores[0] if single else scores
+        if convert_to_numpy:
+            scores = scores.numpy()
+        return scores[0] if single else scores
+
+    def encode(
+        self,
+        texts: Sequence[str] | str,
+        side: str = "query",
+        *,
+        batch_size: int = 32,
+        convert_to_tensor: bool = False,
+    ):
+        """Twin embeddings at L = T, as the twin head pools them (normalised for cosine).
+
+        Args:
+            texts: a text or a list of texts.
+            side: ``"query"`` or ``"doc"``: which side's length limit applies.
+            convert_to_tensor: a torch tensor instead of a numpy array.
+
+        The ranker's own split is left as it was. Raises :class:`ConfigError` for heads other than
+        ``twin`` (their representations are not one vector per text).
+        """
+        if side not in ("query", "doc"):
+            raise InputError(f"side must be 'query' or 'doc', got {side!r}")
+        if self.config.head.kind != "twin":
+            raise ConfigError(f"encode gives twin embeddings; this ranker has the {self.config.head.kind!r} head.")
+        single = isinstance(texts, str)
+        texts = check_texts([texts] if single else texts, "texts")
+        split, layout = self.split, self.config.split.layout
+        was_training = self.training
+        self.eval()
+        try:
+            if split != self.num_layers:
+                self.set_split(self.num_layers)
+            sides = self.pair_tokenizer.query_sides(texts) if side == "query" else self.pair_tokenizer.doc_sides(texts)
+            with torch.inference_mode():
+                rep = self._represent_all(sides, side, batch_size)
+        finally:
+            if split != self.num_layers:
+                self.set_split(split, layout)
+            self.train(was_training)
+        values = rep.values.float().cpu()
+        values = values[0] if single else values
+        return values if convert_to_tensor else values.numpy()
+
+    def push_to_hub(self, repo_id: str, *, token: str | None = None, private: bool | None = None,
+                    revision: str | None = None, commit_message: str | None = None, card: dict | None = None,
+                    api=None) -> str:
+        """Save this ranker (with its model card) and upload it to the hub repository ``repo_id``;
+        returns the commit URL. See :func:`lateint.hub.push_to_hub`."""
+        from lateint.hub import push_to_hub
+
+        return push_to_hub(self, repo_id, token=token, private=private, revision=revision,
+                           commit_message=commit_message, card=card, api=api)
 
 
 def _pad(tensors: list[torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
