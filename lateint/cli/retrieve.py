@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from pathlib import Path
 
 from lateint.cli.common import DEFAULT_STORAGE, STORAGES, add_model_arguments, add_run_arguments, load_ranker, model_label
@@ -53,8 +52,6 @@ def run_retrieve(args: argparse.Namespace) -> int:
     from lateint.errors import InputError
     from lateint.retrieval import BM25Index, BM25Settings, dense_retrieve, iter_documents
 
-    # bm25s logs every step at DEBUG, which would drown the command's own output.
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
     if args.depth < 1:
         raise InputError(f"--depth must be a positive integer, got {args.depth}")
     progress = not args.no_progress

@@ -7,6 +7,7 @@ On BEIR SciFact test this gives nDCG@10 of about 0.686 over title + text.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -26,6 +27,8 @@ def _import_bm25s():
     except ImportError:
         raise MissingResourceError(
             "BM25 retrieval needs the bm25s package: pip install 'lateint[bm25]'") from None
+    # bm25s sets its logger to DEBUG when imported; let it follow the application's logging instead.
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
     return bm25s
 
 
