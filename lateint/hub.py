@@ -77,7 +77,7 @@ def model_card(ranker, card: dict | None = None, refusal: str | None = None) -> 
               'ranker.rank("what is a lobster roll", ["A lobster roll is a sandwich.", "Lobsters are crustaceans."])',
               "```", ""]
     lines += ["## Other libraries", ""]
-    if c.head.kind == "cls":
+    if c.head.kind == "cls" and refusal is None:
         lines.append("The folder is a `transformers` sequence-classification checkpoint, so `CrossEncoder` and "
                      "`AutoModelForSequenceClassification` load it. They run every layer jointly (L = 0).")
         if L > 0:
@@ -88,7 +88,8 @@ def model_card(ranker, card: dict | None = None, refusal: str | None = None) -> 
         lines.append("sentence-transformers loads the folder (`SentenceTransformer(folder)`) and gives the same "
                      f"embeddings and {c.head.crossing} scores as lateint.")
     else:
-        lines.append(f"sentence-transformers refuses the folder: {refusal}. Load it with lateint.")
+        who = "sentence-transformers (SentenceTransformer and CrossEncoder)" if c.head.kind == "cls" else "sentence-transformers"
+        lines.append(f"{who} refuses the folder: {refusal}. Load it with lateint.")
     for title, key in (("Training", "training"), ("Results", "results")):
         if card.get(key):
             lines += ["", f"## {title}", ""] + _table(card[key])

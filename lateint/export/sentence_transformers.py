@@ -11,8 +11,11 @@ which differs from a cls-pooled, dot-product or weighted twin. So every folder w
 * any other pair head gets a single module, :class:`Refused`, whose loading raises an error that
   says why and how to load the folder with lateint instead.
 
-Folders with a ``cls`` head are ``transformers`` sequence-classification checkpoints for
-``CrossEncoder`` and get no ``modules.json``.
+Folders saved as ``transformers`` sequence-classification checkpoints (the ``cls`` head with the
+family's classification head) are ``CrossEncoder`` checkpoints and get no ``modules.json``; a
+``cls`` head of another structure is saved as an encoder plus lateint's head, which
+``CrossEncoder`` (reading ``modules.json`` too) would otherwise run with a fresh classifier, so it
+is refused as well.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lateint.config import PAIR_HEADS
 from lateint.errors import ConfigError
+
+#: The save format that is a ``transformers`` ``*ForSequenceClassification`` checkpoint.
+SEQUENCE_CLASSIFICATION = "sequence-classification"
 
 POOLING_DIR = "1_Pooling"
 NORMALIZE_DIR = "2_Normalize"
@@ -36,6 +41,9 @@ _WRITTEN = ("modules.json", "sentence_bert_config.json", "config_sentence_transf
 def refusal_reason(config, num_layers: int) -> str | None:
     """Why sentence-transformers cannot compute this ranker's scores, or ``None`` if it can."""
     c = config
+    if c.head.kind == "cls":
+        return (f"the cls head with a {c.head.pooler_activation!r} dense layer is not this model family's "
+                "classification head, so neither SentenceTransformer nor CrossEncoder has it")
     if c.head.kind != "twin":
         return f"the {c.head.kind} head scores token vectors, which sentence-transformers embeddings cannot express"
     if c.split.split != num_layers:
@@ -56,18 +64,23 @@ def refusal_reason(config, num_layers: int) -> str | None:
 def write_sentence_transformers_layout(ranker, folder: str | Path) -> str | None:
     """Write the sentence-transformers files for ``ranker`` into its saved ``folder``.
 
-    Returns the refusal reason when the folder gets the refusing module, else ``None``. Folders of
-    ``cls`` heads are left alone (they are ``CrossEncoder`` checkpoints).
+    Returns the refusal reason when the folder gets the refusing module, else ``None``.
+    ``transformers`` sequence-classification folders are left alone (they are ``CrossEncoder``
+    checkpoints).
     """
     folder = Path(folder)
     c = ranker.config
     for name in _WRITTEN:
         (folder / name).unlink(missing_ok=True)
-    if c.head.kind not in PAIR_HEADS:
+    saved = json.loads((folder / "lateint.json").read_text(encoding="utf-8"))
+    if saved.get("format") == SEQUENCE_CLASSIFICATION:
         return None
     reason = refusal_reason(c, ranker.num_layers)
     if reason is not None:
         _write_json(folder / "modules.json", [{"idx": 0, "name": "0", "path": "", "type": f"{__name__}.Refused"}])
+        # The model type decides which class loads modules.json as it is (others convert the folder).
+        model_type = "CrossEncoder" if c.head.kind == "cls" else "SentenceTransformer"
+        _write_json(folder / "config_sentence_transformers.json", {"model_type": model_type})
         return reason
     hidden = ranker.encoder.backbone.config.hidden_size
     modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},

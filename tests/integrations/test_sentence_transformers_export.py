@@ -50,7 +50,18 @@ def test_inexpressible_heads_are_refused_never_loaded_differently(minilm_path, t
     # ... and with it, that module refuses and says why.
     with pytest.raises(ConfigError, match=reason):
         st.SentenceTransformer(str(folder), device="cpu", trust_remote_code=True)
-    assert f"sentence-transformers refuses the folder" in (folder / "README.md").read_text()
+    assert "sentence-transformers refuses the folder" in (folder / "README.md").read_text()
+
+
+def test_a_cls_head_transformers_cannot_hold_is_refused_by_cross_encoder_too(minilm_path, tmp_path):
+    # BERT's classification head uses tanh; a gelu dense layer is saved as encoder + lateint head.
+    ranker = SplitRanker.from_pretrained(str(minilm_path), split=0, head="cls", pooler_activation="gelu")
+    folder = ranker.save_pretrained(tmp_path / "cls-gelu")
+    with pytest.raises(ValueError, match="lateint"):
+        st.CrossEncoder(str(folder), device="cpu")
+    with pytest.raises(ConfigError, match="classification head"):
+        st.CrossEncoder(str(folder), device="cpu", trust_remote_code=True)
+    assert "refuses the folder" in (folder / "README.md").read_text()
 
 
 def test_cls_model_records_its_split_and_stays_a_cross_encoder(cross_encoder_path, tmp_path):
