@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 
+from lateint.cache.ids import decode_id, encode_ids
 from lateint.data.run_types import RankedLists
 from lateint.errors import ConfigError, InputError
 
@@ -91,7 +93,9 @@ def exact_top_k(query_vectors: torch.Tensor, cache, k: int, *, chunk_docs: int =
     best_rows = torch.empty((n_queries, 0), dtype=torch.long, device=queries.device)
     new_scores = queries.new_empty((n_queries, k))
     new_rows = torch.empty((n_queries, k), dtype=torch.long, device=queries.device)
-    ids: list[str] = []
+    # Ids are kept utf-8 encoded in numpy arrays (bytes per id, not a Python object per document).
+    id_chunks: list[np.ndarray] = []
+    seen = 0
     chunks = _id_chunks(cache, chunk_docs)
     if progress:
         from tqdm.auto import tqdm
@@ -103,8 +107,9 @@ def exact_top_k(query_vectors: torch.Tensor, cache, k: int, *, chunk_docs: int =
         if docs.shape[-1] != queries.shape[-1]:
             raise InputError(f"query vectors have {queries.shape[-1]} dims but the cache at {cache.path} "
                              f"stores {docs.shape[-1]}")
-        rows = torch.arange(len(ids), len(ids) + len(chunk), device=queries.device)
-        ids.extend(chunk)
+        rows = torch.arange(seen, seen + len(chunk), device=queries.device)
+        seen += len(chunk)
+        id_chunks.append(encode_ids(chunk))
         for start in range(0, n_queries, query_block):
             block = slice(start, start + query_block)
             scores = torch.cat([best_scores[block], queries[block] @ docs.T], dim=1)
@@ -113,8 +118,10 @@ def exact_top_k(query_vectors: torch.Tensor, cache, k: int, *, chunk_docs: int =
             order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
             new_scores[block, :order.shape[1]] = torch.gather(scores, 1, order)
             new_rows[block, :order.shape[1]] = torch.gather(candidates, 1, order)
-        best_scores, best_rows = new_scores[:, :min(k, len(ids))].clone(), new_rows[:, :min(k, len(ids))].clone()
-    return [[(ids[r], s) for r, s in zip(rows.tolist(), values.tolist())]
+        width = min(k, seen)
+        best_scores, best_rows = new_scores[:, :width].clone(), new_rows[:, :width].clone()
+    ids = np.concatenate(id_chunks) if id_chunks else np.empty(0, dtype="S1")
+    return [[(decode_id(ids[r]), s) for r, s in zip(rows.tolist(), values.tolist())]
             for rows, values in zip(best_rows.cpu(), best_scores.cpu())]
 
 
