@@ -75,8 +75,9 @@ def packaged_model_path(name: str) -> Path | None:
     return Path(mod.get_model_path())
 
 
-def resolve(name_or_path: str | os.PathLike) -> Path:
-    """A local folder for ``name_or_path``: itself if it is a folder, else a hub download.
+def resolve(name_or_path: str | os.PathLike, *, revision: str | None = None, token: str | bool | None = None) -> Path:
+    """A local folder for ``name_or_path``: itself if it is a folder, else a hub download of
+    ``revision`` (a branch, tag or commit) with ``token`` (for private or gated repositories).
 
     Raises:
         MissingResourceError: the folder does not exist and the hub could not provide it.
@@ -89,7 +90,7 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
         raise MissingResourceError(
             f"model path {text!r} is a file; give the folder that holds config.json, the weights and the tokenizer."
         )
-    packaged = packaged_model_path(text)
+    packaged = packaged_model_path(text) if revision is None else None
     if packaged is not None:
         return packaged
     # Hub ids are "name" or "owner/name"; anything else was meant as a path.
@@ -102,7 +103,7 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(text))
+        return Path(snapshot_download(text, revision=revision, token=token))
     except Exception as exc:  # any hub failure: offline, unknown id, gated repo
         raise MissingResourceError(
             f"{text!r} is neither a local model folder nor a hub id that could be downloaded "
@@ -124,9 +125,9 @@ def _read_json(path: Path, expect: type = dict) -> Any:
     return data
 
 
-def inspect(name_or_path: str | os.PathLike) -> Checkpoint:
-    """Resolve and classify a checkpoint."""
-    path = resolve(name_or_path)
+def inspect(name_or_path: str | os.PathLike, *, revision: str | None = None, token: str | bool | None = None) -> Checkpoint:
+    """Resolve (see :func:`resolve`) and classify a checkpoint."""
+    path = resolve(name_or_path, revision=revision, token=token)
     if (path / CONFIG_FILE).is_file():
         saved = _read_json(path / CONFIG_FILE)
         return Checkpoint(path, "lateint", path, _read_json(path / "config.json"), lateint=saved)
@@ -321,16 +322,18 @@ def _load_backbone(ckpt: Checkpoint, config: RankerConfig) -> tuple[nn.Module, n
     return backbone, None
 
 
-def load(name_or_path: str | os.PathLike, **overrides) -> LoadedParts:
+def load(name_or_path: str | os.PathLike, *, revision: str | None = None, token: str | bool | None = None,
+         **overrides) -> LoadedParts:
     """Load backbone, head, tokenizer and config from any checkpoint :func:`inspect` recognises.
 
-    ``overrides`` are :func:`resolve_config`'s keyword arguments.
+    ``revision`` and ``token`` are for hub ids (see :func:`resolve`); ``overrides`` are
+    :func:`resolve_config`'s keyword arguments.
     """
     from transformers import AutoTokenizer
 
     from lateint.modeling.heads import ClsHead, build_head
 
-    ckpt = inspect(name_or_path)
+    ckpt = inspect(name_or_path, revision=revision, token=token)
     config = resolve_config(ckpt, **overrides)
     backbone, head = _load_backbone(ckpt, config)
     available = backbone.config.num_hidden_layers
@@ -362,7 +365,7 @@ def load(name_or_path: str | os.PathLike, **overrides) -> LoadedParts:
 
 
 # -- saving --------------------------------------------------------------------------------------
-def save(ranker, folder: str | os.PathLike) -> Path:
+def save(ranker, folder: str | os.PathLike, *, card: dict | None = None) -> Path:
     """Save ``ranker`` so that :func:`load` restores it exactly (see ``SplitRanker.save_pretrained``)."""
     from safetensors.torch import save_file
 
@@ -397,6 +400,9 @@ def save(ranker, folder: str | os.PathLike) -> Path:
     ranker.tokenizer.save_pretrained(folder)
     with open(folder / CONFIG_FILE, "w", encoding="utf-8") as f:
         json.dump({"format": fmt, "config": config.to_dict()}, f, indent=2)
+    from lateint.hub import write_exports
+
+    write_exports(ranker, folder, card)
     return folder
 
 

@@ -74,6 +74,8 @@ class SplitRanker(nn.Module):
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
         seed: int = 0,
+        revision: str | None = None,
+        token: str | bool | None = None,
         **head_options,
     ) -> "SplitRanker":
         """Load a ranker from a hub id or a local folder.
@@ -93,6 +95,8 @@ class SplitRanker(nn.Module):
             max_query_length, max_doc_length: side lengths in tokens, special tokens included.
             device, dtype: where and in which precision to run (bf16/fp16 are for GPUs).
             seed: seed for any weight not in the checkpoint (recorded in the config).
+            revision: for a hub id, the branch, tag or commit to download.
+            token: for a hub id, the token for private or gated repositories.
             **head_options: other :class:`lateint.config.HeadSettings` fields (``maxsim_dim``,
                 ``dipair_tokens``, ``dipair_dim``, ``dipair_layers``, ``dipair_heads``,
                 ``pooler_activation``).
@@ -104,7 +108,7 @@ class SplitRanker(nn.Module):
         parts = checkpoints.load(
             name_or_path, split=split, head=head, layout=layout, pooling=pooling, crossing=crossing,
             num_layers=num_layers, max_query_length=max_query_length, max_doc_length=max_doc_length,
-            seed=seed, head_options=head_options,
+            seed=seed, head_options=head_options, revision=revision, token=token,
         )
         ranker = cls(SplitEncoder(parts.backbone), parts.head, parts.tokenizer, parts.config)
         ranker.eval()
@@ -112,15 +116,20 @@ class SplitRanker(nn.Module):
             ranker.to(device=device, dtype=dtype)
         return ranker
 
-    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+    def save_pretrained(self, folder: str | os.PathLike, *, card: dict | None = None) -> Path:
         """Save weights, tokenizer and config so that :meth:`from_pretrained` restores this ranker.
+
+        The folder also gets a model card (``README.md``; ``card`` adds ``training`` and ``results``
+        details, see :func:`lateint.hub.model_card`), the split in ``config.json``, and for pair heads
+        the sentence-transformers layout or a module that makes sentence-transformers refuse the
+        folder (see :mod:`lateint.export.sentence_transformers`).
 
         A ``cls`` head whose structure is the family's standard classification head is saved as a
         ``transformers`` ``*ForSequenceClassification`` checkpoint (``AutoModelForSequenceClassification``
         and sentence-transformers' ``CrossEncoder`` load it); other heads are saved as the base
         encoder plus ``lateint_head.safetensors``.
         """
-        return checkpoints.save(self, folder)
+        return checkpoints.save(self, folder, card=card)
 
     def at(self, split: int, layout: str | None = None) -> "SplitRanker":
         """The same weights at another split (and layout): a new ranker sharing every parameter.
@@ -403,6 +412,117 @@ class SplitRanker(nn.Module):
         inverse[torch.tensor(order)] = torch.arange(len(order))
         inverse = inverse.to(values.device)
         return SideRep(values[inverse], None if mask is None else mask[inverse])
+
+    # -- familiar API shapes: CrossEncoder.rank / predict, SentenceTransformer.encode, the hub --------
+    def rank(
+        self,
+        query: str,
+        documents: Sequence[str] | dict[str, str],
+        top_k: int | None = None,
+        *,
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> list[tuple[int | str, float]]:
+        """Rank ``documents`` for ``query``: ``[(index or id, score), ...]``, best first.
+
+        Args:
+            documents: a list of texts (results name their index) or a dict id -> text (results
+                name the id).
+            top_k: keep this many (default: all).
+
+        Ties go by index or id, so the order is reproducible.
+
+        Raises:
+            InputError: an empty query or document, or ``top_k`` not positive.
+        """
+        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+            raise InputError(f"top_k must be a positive integer or None, got {top_k!r}")
+        if isinstance(documents, str):
+            raise InputError("documents must be a list of texts or a dict of id -> text, not a single string.")
+        keys = list(documents) if isinstance(documents, dict) else list(range(len(documents)))
+        texts = [documents[k] for k in keys]
+        if not texts:
+            return []
+        scores = self.score([query] * len(texts), texts, batch_size=batch_size, progress=progress).tolist()
+        ranked = sorted(zip(keys, scores), key=lambda item: (-item[1], item[0]))
+        return ranked[:top_k]
+
+    def predict(
+        self,
+        sentences: Sequence[Sequence[str]] | Sequence[str],
+        batch_size: int = 32,
+        show_progress_bar: bool = False,
+        activation_fn=None,
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+    ):
+        """Score ``(query, document)`` pairs as sentence-transformers' ``CrossEncoder.predict`` does.
+
+        A single pair gives a single score, a list of pairs an array. ``activation_fn`` defaults,
+        as in ``CrossEncoder`` with one label, to a sigmoid for the ``cls`` head (its score is a
+        logit); the pair heads' scores are similarities and are returned as they are.
+        """
+        single = len(sentences) == 2 and all(isinstance(x, str) for x in sentences)
+        pairs = [tuple(sentences)] if single else [tuple(p) for p in sentences]
+        if any(len(p) != 2 for p in pairs):
+            raise InputError("predict takes (query, document) pairs: a list of 2-item lists or tuples.")
+        scores = self.score([p[0] for p in pairs], [p[1] for p in pairs], batch_size=batch_size, progress=show_progress_bar)
+        if activation_fn is None and self.config.head.kind == "cls":
+            activation_fn = torch.sigmoid
+        if activation_fn is not None:
+            scores = activation_fn(scores)
+        if convert_to_tensor:
+            return scores[0] if single else scores
+        if convert_to_numpy:
+            scores = scores.numpy()
+        return scores[0] if single else scores
+
+    def encode(
+        self,
+        texts: Sequence[str] | str,
+        side: str = "query",
+        *,
+        batch_size: int = 32,
+        convert_to_tensor: bool = False,
+    ):
+        """Twin embeddings at L = T, as the twin head pools them (normalised for cosine).
+
+        Args:
+            texts: a text or a list of texts.
+            side: ``"query"`` or ``"doc"``: which side's length limit applies.
+            convert_to_tensor: a torch tensor instead of a numpy array.
+
+        The ranker's own split is left as it was. Raises :class:`ConfigError` for heads other than
+        ``twin`` (their representations are not one vector per text).
+        """
+        if side not in ("query", "doc"):
+            raise InputError(f"side must be 'query' or 'doc', got {side!r}")
+        if self.config.head.kind != "twin":
+            raise ConfigError(f"encode gives twin embeddings; this ranker has the {self.config.head.kind!r} head.")
+        single = isinstance(texts, str)
+        texts = check_texts([texts] if single else texts, "texts")
+        twin = self if self.split == self.num_layers else self.at(self.num_layers)
+        was_training = self.training
+        twin.eval()
+        try:
+            sides = twin.query_sides(texts) if side == "query" else twin.doc_sides(texts)
+            with torch.inference_mode():
+                rep = twin._represent_all(sides, side, batch_size)
+        finally:
+            twin.train(was_training)
+        values = rep.values.float().cpu()
+        values = values[0] if single else values
+        return values if convert_to_tensor else values.numpy()
+
+    def push_to_hub(self, repo_id: str, *, token: str | None = None, private: bool | None = None,
+                    revision: str | None = None, commit_message: str | None = None, card: dict | None = None,
+                    api=None) -> str:
+        """Save this ranker (with its model card) and upload it to the hub repository ``repo_id``;
+        returns the commit URL. See :func:`lateint.hub.push_to_hub`."""
+        from lateint.hub import push_to_hub
+
+        return push_to_hub(self, repo_id, token=token, private=private, revision=revision,
+                           commit_message=commit_message, card=card, api=api)
 
 
 def _pad(tensors: list[torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from lateint.cli.common import add_model_arguments, load_ranker
+from lateint.cli.common import DEFAULT_STORAGE, STORAGES, add_model_arguments, add_run_arguments, load_ranker
 from lateint.errors import ConfigError
 
 
@@ -24,15 +24,15 @@ def add_cache_command(subparsers) -> None:
     b.add_argument("--first-stage", default=None,
                    help="cache only the candidates of this run (a run name or TREC file); default: every document")
     b.add_argument("--depth", type=int, default=100, help="candidates per query with --first-stage (default 100)")
-    b.add_argument("--out", required=True, type=Path, help="cache folder")
-    b.add_argument("--storage", default="fp16", choices=("fp32", "fp16", "int8"))
+    b.add_argument("--out", required=True, type=Path, metavar="DIR", help="cache folder")
+    b.add_argument("--storage", default=DEFAULT_STORAGE, choices=STORAGES, help="precision (default %(default)s)")
     b.add_argument("--precompute", default="none", choices=("none", "kv"),
                    help="also store the first joint layer's document keys/values (0 < L < T)")
     b.add_argument("--compress-dim", type=int, default=None,
                    help="train a PreTTR compressor to this many dims on the first documents and store compressed states")
     b.add_argument("--compress-docs", type=int, default=2000, help="documents the compressor is trained on")
     b.add_argument("--compress-steps", type=int, default=400)
-    b.add_argument("--batch-size", type=int, default=64)
+    add_run_arguments(b, batch_size=64)
     b.add_argument("--num-shards", type=int, default=None,
                    help="build only one of N disjoint shares of the documents (by a hash of the doc id), as a part "
                         "for `lateint cache merge`; under torchrun/accelerate each rank takes its share by itself")
@@ -134,13 +134,14 @@ def _build(args: argparse.Namespace, out: Path, num_shards: int, shard_index: in
         docs, _ = _documents(args)
         sample = [t for _, t in zip(range(args.compress_docs), docs)]
         sample = [t for _, t in sample]
-        compressor, info = train_compressor(ranker, sample, args.compress_dim, steps=args.compress_steps, seed=args.seed, progress=True)
+        compressor, info = train_compressor(ranker, sample, args.compress_dim, steps=args.compress_steps, seed=args.seed,
+                                            progress=not args.no_progress)
         print(f"compressor e={info.dim}: reconstruction MSE {info.initial_mse:.4f} -> {info.final_mse:.4f} "
               f"on {info.tokens} token states of {info.documents} documents")
     docs, total = _documents(args)
     cache = DocCache.build(ranker, docs, out, storage=args.storage, compressor=compressor,
                            precompute=args.precompute, batch_size=args.batch_size, total=total,
-                           num_shards=num_shards, shard_index=shard_index, text=DOC_TEXT)
+                           num_shards=num_shards, shard_index=shard_index, text=DOC_TEXT, progress=not args.no_progress)
     s = cache.last_build
     share = f" (share {shard_index} of {num_shards})" if num_shards > 1 else ""
     print(f"{out}{share}: {len(cache)} documents ({s.documents_added} added, {s.documents_skipped} already there) "

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 
 from lateint.checkpoints import DEFAULT_MODEL
+from lateint.modeling.representations import STORAGES
+
+#: The document cache precision every command uses unless told otherwise.
+DEFAULT_STORAGE = "fp16"
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +25,18 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-doc-length", type=int, default=None)
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     g.add_argument("--seed", type=int, default=0, help="seed for weights not in the checkpoint (default 0)")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, batch_size: int = 128) -> None:
+    """``--batch-size`` and ``--no-progress``, which every command that runs a model takes."""
+    g = parser.add_argument_group("running")
+    g.add_argument("--batch-size", type=int, default=batch_size, help="items per forward pass (default %(default)s)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``--device`` alone, for commands whose model comes from a config file."""
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
 
 
 def load_ranker(args: argparse.Namespace):

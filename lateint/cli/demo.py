@@ -7,6 +7,7 @@ import json
 import time
 
 from lateint.checkpoints import DEFAULT_MODEL
+from lateint.cli.common import add_device_argument, add_run_arguments
 from lateint.examples import example_pairs
 
 
@@ -21,7 +22,10 @@ def add_demo_command(subparsers) -> None:
     p.add_argument("--head", default="twin", help="scoring head at every split (default: %(default)s)")
     p.add_argument("--pooling", default=None)
     p.add_argument("--crossing", default=None)
-    p.add_argument("--json", dest="json_out", default=None, help="also write the scores to this JSON file")
+    p.add_argument("--json", dest="json_out", default=None, metavar="SCORES.json",
+                   help="also write the scores to this JSON file")
+    add_device_argument(p)
+    add_run_arguments(p, batch_size=32)
     p.set_defaults(func=run_demo)
 
 
@@ -29,7 +33,8 @@ def run_demo(args: argparse.Namespace) -> int:
     from lateint import SplitRanker
 
     queries, docs, labels = example_pairs()
-    base = SplitRanker.from_pretrained(args.model, head=args.head, pooling=args.pooling, crossing=args.crossing)
+    base = SplitRanker.from_pretrained(args.model, head=args.head, pooling=args.pooling, crossing=args.crossing,
+                                       device=args.device)
     T = base.num_layers
     print(f"model: {args.model}  (T = {T} layers, head = {args.head})")
     print(f"{len(set(queries))} queries x {len(docs) // len(set(queries))} passages; * marks the relevant passage\n")
@@ -39,7 +44,7 @@ def run_demo(args: argparse.Namespace) -> int:
             continue
         ranker = base.at(split)
         start = time.perf_counter()
-        scores = ranker.score(queries, docs).tolist()
+        scores = ranker.score(queries, docs, batch_size=args.batch_size, progress=not args.no_progress).tolist()
         elapsed = time.perf_counter() - start
         correct = 0
         for q in dict.fromkeys(queries):

@@ -13,6 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
     from lateint.cli.cache import add_cache_command
     from lateint.cli.demo import add_demo_command
     from lateint.cli.rerank import add_rerank_command
+    from lateint.cli.retrieve import add_retrieve_command
     from lateint.cli.sweep import add_sweep_command
     from lateint.evaluation.cli import add_evaluate_command
     from lateint.training.cli import add_crossval_command, add_train_command
@@ -21,9 +22,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lateint",
         description="One BERT encoder from cross-encoder to twin: split, cache, re-rank, evaluate, train.",
     )
+    from lateint import __version__
+
+    parser.add_argument("--version", action="version", version=f"lateint {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_demo_command(sub)
     add_cache_command(sub)
+    add_retrieve_command(sub)
     add_rerank_command(sub)
     add_evaluate_command(sub)
     add_sweep_command(sub)

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from lateint.cli.common import add_model_arguments, load_ranker, model_label
+from lateint.cli.common import DEFAULT_STORAGE, STORAGES, add_model_arguments, add_run_arguments, load_ranker, model_label
 
 
 def add_rerank_command(subparsers) -> None:
@@ -19,13 +19,13 @@ def add_rerank_command(subparsers) -> None:
     p.add_argument("--first-stage", default=None,
                    help="a run name known for the dataset (e.g. bm25) or a TREC run file; default: its scoreddocs")
     p.add_argument("--depth", type=int, default=100, help="candidates per query (default 100)")
-    p.add_argument("--out", required=True, type=Path, help="TREC run to write")
-    p.add_argument("--storage", default="fp16", choices=("fp32", "fp16", "int8"))
+    p.add_argument("--out", required=True, type=Path, metavar="RUN.trec", help="TREC run to write")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, choices=STORAGES, help="document cache precision (default %(default)s)")
     p.add_argument("--cache-dir", type=Path, default=None, help="where document caches go (default: beside --out)")
     p.add_argument("--cache", type=Path, default=None,
                    help="re-rank from this cache, built beforehand with `lateint cache build` (e.g. over the whole "
                         "collection), instead of building one for the candidates")
-    p.add_argument("--batch-size", type=int, default=128)
+    add_run_arguments(p)
     p.add_argument("--tag", default=None, help="run tag (default names model and configuration)")
     p.set_defaults(func=run_rerank)
 
@@ -39,7 +39,8 @@ def run_rerank(args: argparse.Namespace) -> int:
     candidates = dataset.candidates(args.first_stage, args.depth)
     tag = args.tag or run_tag(ranker, model_label(args.model), args.storage)
     report = rerank_dataset(ranker, dataset, candidates, args.out, tag=tag, cache_root=args.cache_dir,
-                            storage=args.storage, batch_size=args.batch_size, cache=args.cache)
+                            storage=args.storage, batch_size=args.batch_size, cache=args.cache,
+                            progress=not args.no_progress)
     print(f"{args.out}: {report.queries} queries ({report.scored_now} scored now), tag {tag}")
     if report.latencies_ms:
         print(f"re-rank latency: mean {report.mean_latency_ms:.1f} ms/query, median {report.median_latency_ms:.1f} ms "

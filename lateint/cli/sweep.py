@@ -12,8 +12,11 @@ def add_sweep_command(subparsers) -> None:
         description="Run a sweep from a TOML config (default: the built-in DL19 sweep of the packaged MiniLM at "
                     "every split). Writes results.json, table.md and pareto.png into --out; rerunning resumes.")
     p.add_argument("config", nargs="?", type=Path, default=None, help="sweep TOML file (default: built-in)")
-    p.add_argument("--out", type=Path, default=Path("lateint-out/sweep"), help="output folder (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=Path("lateint-out/sweep"), metavar="DIR",
+                   help="output folder (default: %(default)s)")
     p.add_argument("--max-queries", type=int, default=None, help="only the first N queries (a quick look)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
+    p.add_argument("--batch-size", type=int, default=None, help="pairs per forward pass (default: the config's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run_sweep_command)
 
@@ -24,10 +27,12 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     config = load_sweep_config(args.config)
     if args.max_queries is not None:
         config.data.max_queries = args.max_queries
+    if args.batch_size is not None:
+        config.batch_size = args.batch_size
     print(f"sweep {config.name!r}: {len(config.models)} model(s), heads "
           f"{[h.label() for h in config.points.heads]}, splits {config.points.splits}, storage {config.points.storage}, "
           f"{config.data.dataset} / {config.data.first_stage} top-{config.data.depth}")
-    results = run_sweep(config, args.out, progress=not args.no_progress)
+    results = run_sweep(config, args.out, progress=not args.no_progress, device=args.device)
     print()
     print((args.out / "table.md").read_text())
     print(f"results: {args.out / 'results.json'}\ntable:   {args.out / 'table.md'}\nplot:    {args.out / 'pareto.png'}")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lateint.data import msmarco_subset
+from lateint.data import local_folder, msmarco_subset
 from lateint.data.irds_home import import_ir_datasets, ir_datasets_home, seed_file
 from lateint.data.local_share import DATA_ENV, data_root, original_file_for, require_file
 from lateint.data.run_types import Qrels, RankedLists, Run
@@ -51,6 +51,8 @@ def resolve_dataset_id(name: str) -> str:
     if not isinstance(name, str) or not name.strip():
         raise InputError(f"a dataset name must be a non-empty string, got {name!r}")
     name = name.strip()
+    if local_folder.is_local_folder(name):
+        return local_folder.ensure_registered(name)
     root = data_root()
     if name == msmarco_subset.SUBSET_ID or name.startswith(msmarco_subset.SUBSET_ID + "/"):
         msmarco_subset.ensure_registered()

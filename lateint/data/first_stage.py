@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lateint.data import msmarco_subset
+from lateint.data import local_folder, msmarco_subset
 from lateint.data.datasets import DatasetHandle, load_dataset
 from lateint.data.local_share import DATA_ENV
 from lateint.data.run_types import Run
@@ -23,6 +23,8 @@ def named_runs(dataset: str | DatasetHandle) -> dict[str, Path]:
     handle = load_dataset(dataset) if isinstance(dataset, str) else dataset
     if handle.irds_id.startswith(msmarco_subset.SUBSET_ID):
         return msmarco_subset.run_files()
+    if handle.irds_id.startswith(local_folder.LOCAL_PREFIX + "/"):
+        return local_folder.run_files(handle.name)
     return {}
 
 

@@ -42,7 +42,7 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> argparse.Arg
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     parser.add_argument("--format", choices=("markdown", "latex", "json"), default="markdown")
     parser.add_argument("--digits", type=int, default=4, help="decimals shown (markdown, latex)")
-    parser.add_argument("--out", type=Path, help="write here instead of standard output")
+    parser.add_argument("--out", type=Path, metavar="TABLE", help="write the table here instead of standard output")
     parser.set_defaults(func=run_evaluate_command)
     return parser
 

@@ -70,9 +70,11 @@ def _candidates(config: SweepConfig, dataset):
     return candidates
 
 
-def run_sweep(config: SweepConfig, out: str | Path, *, progress: bool = True, log=print) -> dict[str, Any]:
+def run_sweep(config: SweepConfig, out: str | Path, *, progress: bool = True, log=print,
+              device: str | None = None) -> dict[str, Any]:
     """Run (or resume) a sweep into ``out``; returns the results dict also written to
-    ``out/results.json``, with ``out/table.md`` and ``out/pareto.png`` beside it."""
+    ``out/results.json``, with ``out/table.md`` and ``out/pareto.png`` beside it. ``device``:
+    where the models run (default CPU)."""
     from lateint import SplitRanker
     from lateint.data import load_dataset
     from lateint.pipeline.rerank_run import rerank_dataset
@@ -101,7 +103,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, progress: bool = True, lo
                     ranker = SplitRanker.from_pretrained(
                         model.path, split=point.split, head=head.head, num_layers=model.num_layers,
                         max_query_length=model.max_query_length, max_doc_length=model.max_doc_length,
-                        seed=config.seed, **head.options)
+                        seed=config.seed, device=device, **head.options)
                     T = ranker.num_layers
                 if point.split > T:
                     raise ConfigError(f"split {point.split} is out of range for {model.label()} (T = {T}).")

@@ -6,6 +6,27 @@ import argparse
 import json
 from pathlib import Path
 
+from lateint.cli.common import DEFAULT_STORAGE, STORAGES
+
+
+def _add_running_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default=None, help="cpu or cuda (overrides the config's device)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="training groups per step (overrides the config's batch_size)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _apply_running_arguments(config, args: argparse.Namespace):
+    """The config with the command line's --device, --batch-size and --no-progress applied, re-validated."""
+    if args.device is not None:
+        config.device = args.device
+    if args.batch_size is not None:
+        config.batch_size = args.batch_size
+    if args.no_progress:
+        config.progress = False
+    config.validate()
+    return config
+
 
 def add_train_command(subparsers) -> argparse.ArgumentParser:
     """Add ``train CONFIG [--resume | --fresh] [--out DIR]`` to a subparsers object.
@@ -26,7 +47,8 @@ def add_train_command(subparsers) -> argparse.ArgumentParser:
                       help="continue from the latest checkpoint in the output folder (default)")
     mode.add_argument("--fresh", dest="resume", action="store_false",
                       help="start over, deleting earlier checkpoints and the loss log")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (overrides the config's output)")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR", help="output folder (overrides the config's output)")
+    _add_running_arguments(parser)
     parser.set_defaults(func=run_train)
     return parser
 
@@ -44,11 +66,12 @@ def add_crossval_command(subparsers) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("config", type=Path, help="the training config (TOML) with data.folds set")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: the config's output)")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR", help="output folder (default: the config's output)")
     parser.add_argument("--depth", type=int, default=None, help="candidates re-ranked per query (default data.depth)")
-    parser.add_argument("--storage", choices=["fp32", "fp16", "int8"], default="fp32",
-                        help="document cache precision while re-ranking (default fp32)")
+    parser.add_argument("--storage", choices=STORAGES, default=DEFAULT_STORAGE,
+                        help="document cache precision while re-ranking (default %(default)s)")
     parser.add_argument("--keep-caches", action="store_true", help="keep the folds' document caches")
+    _add_running_arguments(parser)
     parser.set_defaults(func=run_crossval)
     return parser
 
@@ -58,8 +81,9 @@ def run_crossval(args: argparse.Namespace) -> int:
     from lateint.training.config import TrainConfig
     from lateint.training.crossval import cross_validate
 
-    config = TrainConfig.load(args.config)
-    result = cross_validate(config, args.out, depth=args.depth, storage=args.storage, keep_caches=args.keep_caches)
+    config = _apply_running_arguments(TrainConfig.load(args.config), args)
+    result = cross_validate(config, args.out, depth=args.depth, storage=args.storage, keep_caches=args.keep_caches,
+                            progress=config.progress)
     if result.evaluation is not None:
         print(result.evaluation.to_markdown())
     for split, path in result.runs.items():
@@ -73,7 +97,7 @@ def run_train(args: argparse.Namespace) -> int:
     from lateint.training.config import TrainConfig
     from lateint.training.trainer import Trainer
 
-    config = TrainConfig.load(args.config)
+    config = _apply_running_arguments(TrainConfig.load(args.config), args)
     if args.out is not None:
         config.output = str(args.out)
     result = Trainer(config).train(resume=args.resume)

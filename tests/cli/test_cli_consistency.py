@@ -1,0 +1,74 @@
+"""The command line means the same thing everywhere: model-running flags, storage, --out, --version."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from lateint import __version__
+from lateint.cli.common import DEFAULT_STORAGE
+from lateint.cli.main import build_parser, main
+
+#: Every command that runs a model, as the words that reach its parser.
+MODEL_COMMANDS = [("retrieve",), ("rerank",), ("cache", "build"), ("demo",), ("sweep",), ("train",), ("crossval",)]
+
+
+def _subparser(path: tuple[str, ...]) -> argparse.ArgumentParser:
+    parser = build_parser()
+    for word in path:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = action.choices[word]
+    return parser
+
+
+def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {flag: action for action in parser._actions for flag in action.option_strings}
+
+
+@pytest.mark.parametrize("path", MODEL_COMMANDS, ids=" ".join)
+def test_every_model_command_takes_device_batch_size_and_no_progress(path):
+    options = _options(_subparser(path))
+    assert {"--device", "--batch-size", "--no-progress"} <= set(options)
+    assert options["--batch-size"].type is int
+
+
+def test_one_default_storage_and_outputs_named_for_what_they_are():
+    storages, outs = {}, {}
+    for path in [*MODEL_COMMANDS, ("evaluate",)]:
+        options = _options(_subparser(path))
+        if "--storage" in options:
+            storages[path] = options["--storage"].default
+        if "--out" in options:
+            outs[path] = options["--out"].metavar
+    assert set(storages.values()) == {DEFAULT_STORAGE} and len(storages) >= 4
+    assert all(metavar in ("RUN.trec", "DIR", "TABLE") for metavar in outs.values()), outs
+    assert outs[("retrieve",)] == outs[("rerank",)] == "RUN.trec" and outs[("cache", "build")] == "DIR"
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"lateint {__version__}"
+
+
+def test_train_flags_override_the_config(tiny_model, tmp_path):
+    from lateint.training.cli import _apply_running_arguments
+    from lateint.training.config import TrainConfig
+
+    config = TrainConfig.from_dict({"model": str(tiny_model("bert", 2)), "steps": 2, "batch_size": 4,
+                                    "output": str(tmp_path / "run"), "data": {"dataset": "x"}})
+    path = config.save(tmp_path)
+    args = build_parser().parse_args(["train", str(path), "--device", "cpu", "--batch-size", "3", "--no-progress"])
+    config = _apply_running_arguments(TrainConfig.load(args.config), args)
+    assert (config.device, config.batch_size, config.progress) == ("cpu", 3, False)
+    args = build_parser().parse_args(["crossval", str(path), "--batch-size", "0"])
+    with pytest.raises(ValueError, match="batch_size"):
+        _apply_running_arguments(TrainConfig.load(args.config), args)
+
+
+def test_demo_runs_with_the_model_flags(tiny_model, capsys):
+    assert main(["demo", "--model", str(tiny_model("bert", 2)), "--device", "cpu", "--batch-size", "2",
+                 "--no-progress"]) == 0
+    assert "relevant first" in capsys.readouterr().out

@@ -1,0 +1,54 @@
+"""``lateint retrieve`` over a local TREC-style folder, by both methods."""
+
+from __future__ import annotations
+
+import pytest
+
+from lateint.cli.main import main
+from lateint.data import load_dataset, read_run
+
+from tests.conftest import DOCS
+
+
+@pytest.fixture()
+def folder(tmp_path, irdata):
+    root = tmp_path / "collection"
+    root.mkdir()
+    (root / "docs.tsv").write_text("".join(f"d{i}\t{text}\n" for i, text in enumerate(DOCS)))
+    (root / "queries.tsv").write_text("q1\twhat is a lobster roll\nq2\twho wrote the origin of species\n")
+    (root / "qrels.txt").write_text("q1 0 d0 1\nq2 0 d4 1\n")
+    return root
+
+
+def test_local_folder_is_a_dataset(folder):
+    ds = load_dataset(str(folder))
+    assert ds.queries() == {"q1": "what is a lobster roll", "q2": "who wrote the origin of species"}
+    assert ds.qrels() == {"q1": {"d0": 1}, "q2": {"d4": 1}}
+    assert ds.doc_text(["d2"]) == {"d2": DOCS[2]}
+
+
+@pytest.mark.parametrize("method", ["bm25", "dense"])
+def test_retrieve_writes_a_run_the_first_stage_can_use(folder, tmp_path, method, minilm_path):
+    out = tmp_path / f"{method}.trec"
+    args = ["retrieve", "--dataset", str(folder), "--method", method, "--depth", "2", "--out", str(out),
+            "--no-progress"]
+    if method == "dense":
+        args += ["--model", str(minilm_path), "--cache", str(tmp_path / "twin-cache"), "--device", "cpu",
+                 "--batch-size", "4"]
+    assert main(args) == 0
+    run = read_run(out)
+    assert set(run) == {"q1", "q2"} and all(1 <= len(docs) <= 2 for docs in run.values())
+    assert max(run["q1"], key=run["q1"].get) == "d0" and max(run["q2"], key=run["q2"].get) == "d4"
+    # The run serves as a first stage for the same dataset.
+    assert load_dataset(str(folder)).candidates(str(out), depth=1)["q1"][0][0] == "d0"
+
+
+def test_retrieve_rejects_bad_input(folder, tmp_path, capsys):
+    assert main(["retrieve", "--dataset", str(folder), "--method", "bm25", "--depth", "0",
+                 "--out", str(tmp_path / "x.trec")]) == 2
+    assert "--depth" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "queries.tsv").write_text("q1\tx\n")
+    assert main(["retrieve", "--dataset", str(empty), "--method", "bm25", "--out", str(tmp_path / "y.trec")]) == 2
+    assert "docs.tsv" in capsys.readouterr().err
