@@ -244,7 +244,7 @@ def train(config: TrainConfig, groups) -> tuple[Any, dict]:
 
 def drop_weights(output: Path) -> None:
     """Delete a finished run's model and checkpoints (the logs, config and result stay)."""
-    for name in ("model", "checkpoints"):
+    for name in ("final", "best", "checkpoints"):
         shutil.rmtree(output / name, ignore_errors=True)
 
 
@@ -694,7 +694,7 @@ def run_distill(s: Settings, root: Path) -> dict:
         # a DL19 L = 0 model of fold 0, trained for --teacher-steps (with --steps, the per-L model
         # of step 1, which is kept)
         tconf = exp.model_config(0, fold, root, steps=s.teacher_steps)
-        teacher_path = Path(tconf.output) / "model"
+        teacher_path = Path(tconf.output) / "final"
         if not (teacher_path / "lateint.json").is_file():
             log(f"distill: training the teacher (DL19 L=0, fold {fold}, {tconf.steps} steps)")
             result, info = train(tconf, exp.groups(fold))

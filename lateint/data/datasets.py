@@ -86,6 +86,7 @@ class DatasetHandle:
     _queries: dict[str, str] | None = field(default=None, init=False, repr=False)
     _qrels: Qrels | None = field(default=None, init=False, repr=False)
     _store: Any = field(default=None, init=False, repr=False)
+    _query_store: Any = field(default=None, init=False, repr=False)
 
     @property
     def description(self) -> str:
@@ -141,6 +142,34 @@ class DatasetHandle:
                     qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
             self._qrels = qrels
         return {qid: dict(judged) for qid, judged in self._qrels.items()}
+
+    def queries_store(self) -> Any:
+        """Random access to queries by id, from a store built on disk on first use (so that
+        training over millions of queries never holds them all in memory)."""
+        if self._query_store is None:
+            self._require("queries")
+            from ir_datasets.indices import PickleLz4FullStore
+
+            path = ir_datasets_home() / "lateint" / "query-stores" / (self.irds_id.replace("/", "__") + ".pklz4")
+            with self._reading("queries"):
+                store = PickleLz4FullStore(str(path), self.dataset.queries_iter, self.dataset.queries_cls(),
+                                           "query_id", ["query_id"])
+                store.build()
+            self._query_store = store
+        return self._query_store
+
+    def query_text(self, query_ids: Iterable[str]) -> dict[str, str]:
+        """Query id -> text, looked up in :meth:`queries_store`.
+
+        Raises:
+            InputError: some ids are not queries of the dataset.
+        """
+        wanted = list(dict.fromkeys(query_ids))
+        found = self.queries_store().get_many(wanted)
+        missing = [qid for qid in wanted if qid not in found]
+        if missing:
+            raise InputError(f"{len(missing)} query id(s) are not in {self.irds_id!r}: {_sample(missing)}")
+        return {qid: _text_of(found[qid]) for qid in wanted}
 
     def docs_store(self) -> Any:
         """The ``ir_datasets`` docstore (random access by document id), built on first use."""

@@ -147,13 +147,14 @@ def cross_validate(
 
     records: list[FoldRecord] = []
     splits: list[int] | None = None
-    for fold, (_, test_qids) in enumerate(folds):
+    for fold, (train_fold_qids, test_qids) in enumerate(folds):
         fold_dir = folder / f"fold{fold}"
         fold_config = dataclasses.replace(config, output=str(fold_dir), data=dataclasses.replace(data, fold=fold))
         logger.info("cross-validation: fold %d of %d (%d held-out queries)", fold + 1, data.folds, len(test_qids))
         trainer = Trainer(fold_config)
         result = trainer.train(resume=True)
-        train_qids = sorted({g.qid for g in trainer.groups})
+        groups = trainer.groups
+        train_qids = sorted({g.qid for g in groups}) if groups is not None else train_fold_qids
         ranker = SplitRanker.from_pretrained(result.model_path)
         del trainer
         if splits is None:
