@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lateint.data import msmarco_subset
+from lateint.data import first_stage, msmarco_subset
 from lateint.data.irds_home import import_ir_datasets, ir_datasets_home, seed_file
 from lateint.data.local_share import DATA_ENV, data_root, original_file_for, require_file
 from lateint.data.run_types import Qrels, RankedLists, Run
@@ -227,7 +227,7 @@ class DatasetHandle:
 
         Args:
             run: a first-stage run: ``None`` for the dataset's scoreddocs, the name of a run known
-                for this dataset (see :func:`lateint.data.first_stage.named_runs`), the path of a
+                for this dataset (see :func:`named_runs`), the path of a
                 TREC run file, or a run already in memory (query id -> document id -> score).
             depth: keep this many documents per query (``None`` keeps all).
 
@@ -238,12 +238,11 @@ class DatasetHandle:
         Raises:
             InputError: the run names queries the dataset does not have, or depth is not positive.
         """
-        from lateint.data.first_stage import first_stage_run
         from lateint.data.run_types import rank_run
 
         if depth is not None and (not isinstance(depth, int) or depth < 1):
             raise InputError(f"depth must be a positive integer or None, got {depth!r}")
-        return rank_run(first_stage_run(self, run), depth)
+        return rank_run(first_stage.read_first_stage(self, run), depth)
 
 
 def _looks_like_missing_data(error: Exception) -> bool:
@@ -297,3 +296,14 @@ def load_dataset(name: str) -> DatasetHandle:
                            official_relevance_level=official_relevance_level(irds_id), note=note)
     handle._dataset = dataset
     return handle
+
+
+def named_runs(dataset: str | DatasetHandle) -> dict[str, Path]:
+    """The first-stage runs available by name for ``dataset`` (a name or a handle): name -> run file."""
+    return first_stage.runs_by_name(load_dataset(dataset) if isinstance(dataset, str) else dataset)
+
+
+def first_stage_run(dataset: str | DatasetHandle, run: str | Path | Mapping[str, Any] | None = None) -> Run:
+    """A first-stage run for ``dataset`` (a name or a handle), checked against its queries; see
+    :func:`lateint.data.first_stage.read_first_stage` for what ``run`` may be."""
+    return first_stage.read_first_stage(load_dataset(dataset) if isinstance(dataset, str) else dataset, run)
