@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lateint.errors import ConfigError
-from lateint.toml_files import read_toml
+from lateint.toml_files import build_dataclass, read_toml
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
 
@@ -115,16 +115,7 @@ class SweepConfig:
 
 
 def _build(cls, data: Any, where: str):
-    if not isinstance(data, dict):
-        raise ConfigError(f"[{where}] must be a table, got {type(data).__name__}.")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise ConfigError(f"unknown key(s) {sorted(unknown)} in [{where}]; valid keys are {sorted(names)}.")
-    try:
-        return cls(**data)
-    except TypeError as exc:
-        raise ConfigError(f"[{where}]: {exc}") from None
+    return build_dataclass(cls, data, f"sweep config [{where}]")
 
 
 def _head(data: Any) -> HeadSpec:

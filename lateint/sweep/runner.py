@@ -17,7 +17,11 @@ from typing import Any
 import torch
 
 from lateint.errors import ConfigError
+from lateint.records import RecordStore
 from lateint.sweep.config import ALL_SPLITS, OWN_SPLIT, HeadSpec, ModelSpec, SweepConfig
+
+#: The record store of finished points, in the sweep's folder.
+POINTS_FOLDER = "points"
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, progress: bool = True, lo
     torch.manual_seed(config.seed)
     dataset = load_dataset(config.data.dataset)
     candidates = _candidates(config, dataset)
-    (out / "points").mkdir(exist_ok=True)
+    store = RecordStore(out / POINTS_FOLDER)
     started = time.perf_counter()
     env = _environment(config)
     for model in config.models:
@@ -94,8 +98,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, progress: bool = True, lo
                 ranker = _load(model, head, None, config.seed)
                 T = ranker.num_layers
             for point in _points(config, model, head, ranker):
-                record_path = out / "points" / f"{point.point_id}.json"
-                if record_path.exists():
+                if point.point_id in store:
                     log(f"[{point.point_id}] done earlier, skipped")
                     continue
                 if ranker is None:
@@ -116,7 +119,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, progress: bool = True, lo
                           "split": point.split, "num_layers": T, "storage": point.storage,
                           "layout": ranker.config.split.layout, "ranker": ranker.config.to_dict(),
                           "environment": env, **report.to_dict()}
-                record_path.write_text(json.dumps(record, indent=2))
+                store.put(point.point_id, record)
                 log(f"[{point.point_id}] {report.mean_latency_ms:.1f} ms/query, "
                     f"{report.cache_bytes_per_doc:,.0f} bytes/doc, cache built in {report.cache_build_seconds:.0f} s")
     from lateint.sweep.report import evaluate_sweep

@@ -29,14 +29,13 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, Union
 
 from lateint.errors import ConfigError
+from lateint.toml_files import build_dataclass, toml_value
 from lateint.training.losses.registry import HARD_LABEL_LOSSES, SOFT_LABEL_LOSSES
 from lateint.training.streams import SCORES_FORMATS
 
@@ -316,7 +315,7 @@ class TrainConfig:
         Raises:
             ConfigError: an unknown key (naming it and the valid ones) or a value of the wrong type.
         """
-        config = _build(cls, data, source)
+        config = build_dataclass(cls, data, source)
         config.validate()
         return config
 
@@ -347,13 +346,13 @@ class TrainConfig:
                     if v is None and sub.default is not None:
                         v = "none"  # switched off where the default is on (e.g. loss.hard)
                     if v is not None:
-                        lines.append(f"{sub.name} = {_toml_value(v)}")
+                        lines.append(f"{sub.name} = {toml_value(v)}")
                 tables.append(f"[{f.name}]\n" + "\n".join(lines))
             elif isinstance(value, dict):
-                lines = [f"{k} = {_toml_value(v)}" for k, v in value.items() if v is not None]
+                lines = [f"{k} = {toml_value(v)}" for k, v in value.items() if v is not None]
                 tables.append(f"[{f.name}]\n" + "\n".join(lines))
             elif value is not None:
-                top.append(f"{f.name} = {_toml_value(value)}")
+                top.append(f"{f.name} = {toml_value(value)}")
         return "\n".join(top) + "\n\n" + "\n\n".join(tables) + "\n"
 
     def save(self, folder: str | os.PathLike) -> Path:
@@ -501,79 +500,3 @@ class TrainConfig:
 def _positive_int(value: Any, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{name}={value!r} must be a positive integer.")
-
-
-def _is_union(hint: Any) -> bool:
-    return get_origin(hint) in (Union, types.UnionType)
-
-
-def _type_ok(value: Any, hint: Any) -> bool:
-    """Whether a TOML value fits a (simple) type hint."""
-    if hint is Any:
-        return True
-    origin = get_origin(hint)
-    if _is_union(hint):
-        return any(_type_ok(value, h) for h in get_args(hint))
-    if hint is type(None):
-        return value is None
-    if origin is list:
-        (item,) = get_args(hint) or (Any,)
-        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
-    if origin is dict:
-        return isinstance(value, dict)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, hint)
-
-
-def _build(cls: type, data: Any, where: str):
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a table of settings, got {type(data).__name__}.")
-    hints = get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in hints:
-            raise ConfigError(f"{where}: unknown key {key!r}; valid keys are {', '.join(names)}.")
-        hint = hints[key]
-        if value == "none" and _is_union(hint) and type(None) in get_args(hint):
-            value = None  # TOML has no null; "none" switches an optional setting off
-        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-            kwargs[key] = _build(hint, value, f"{where} [{key}]")
-            continue
-        if not _type_ok(value, hint):
-            raise ConfigError(f"{where}: {key}={value!r} has the wrong type; expected {_hint_name(hint)}.")
-        if isinstance(value, int) and not isinstance(value, bool) and (
-            hint is float or (_is_union(hint) and float in get_args(hint) and int not in get_args(hint))
-        ):
-            value = float(value)
-        if isinstance(value, list) and get_args(hint) and get_args(hint)[0] is float:
-            value = [float(v) for v in value]
-        kwargs[key] = value
-    return cls(**kwargs)
-
-
-def _hint_name(hint: Any) -> str:
-    if isinstance(hint, type):
-        return hint.__name__
-    return str(hint).replace("typing.", "").replace("NoneType", "None")
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            raise ConfigError(f"{value} cannot be written to TOML.")
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    raise ConfigError(f"cannot write {value!r} to TOML.")
