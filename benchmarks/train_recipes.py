@@ -85,6 +85,7 @@ from lateint.training.config import (  # noqa: E402
     TrainConfig,
 )
 from lateint.training.groups import build_groups, judged_query_ids, kfold  # noqa: E402
+from lateint.training.crossval import cross_validate  # noqa: E402
 from lateint.training.trainer import Trainer  # noqa: E402
 
 T0 = time.perf_counter()
@@ -244,7 +245,7 @@ def train(config: TrainConfig, groups) -> tuple[Any, dict]:
 
 def drop_weights(output: Path) -> None:
     """Delete a finished run's model and checkpoints (the logs, config and result stay)."""
-    for name in ("model", "checkpoints"):
+    for name in ("final", "best", "checkpoints"):
         shutil.rmtree(output / name, ignore_errors=True)
 
 
@@ -374,21 +375,22 @@ class DL19Experiment:
             max_query_length=s.max_query_length, max_doc_length=s.max_doc_length,
         )
 
-    def model_config(self, L: int, fold: int, root: Path, steps: int | None = None) -> TrainConfig:
+    def model_config(self, L: int, root: Path, steps: int | None = None, fold: int = 0) -> TrainConfig:
+        """A per-L model's config; cross-validation trains it once per fold (``fold`` picks one)."""
         s = self.s
         steps = steps or s.steps
-        key = s.key(f"L{L}", self.head_name(L), f"fold{fold}of{s.folds}", f"s{steps}", f"seed{s.seed}")
+        key = s.key(f"L{L}", self.head_name(L), f"{s.folds}folds", f"s{steps}", f"seed{s.seed}")
         return base_config(
             s, model=self.minilm, split=L, head=self.head(L), output=root / "models" / "dl19" / key,
             steps=steps, seed=s.seed, data=self.data_settings(fold),
         )
 
-    def dial_config(self, fold: int, root: Path) -> TrainConfig:
+    def dial_config(self, root: Path) -> TrainConfig:
         s = self.s
-        key = s.key("dial", "_".join(map(str, s.splits)), f"fold{fold}of{s.folds}", f"s{s.dial_steps}", f"seed{s.seed}")
+        key = s.key("dial", "_".join(map(str, s.splits)), f"{s.folds}folds", f"s{s.dial_steps}", f"seed{s.seed}")
         return base_config(
             s, model=self.minilm, split=self.T, head=None, output=root / "models" / "dl19" / key,
-            steps=s.dial_steps, seed=s.seed, data=self.data_settings(fold),
+            steps=s.dial_steps, seed=s.seed, data=self.data_settings(0),
             dial=DialSettings(enabled=True, splits=list(s.splits)),
         )
 
@@ -433,54 +435,39 @@ def run_dl19(s: Settings, root: Path) -> dict:
                         [evaluated])
     torch.manual_seed(s.seed)
 
-    for fold in s.run_folds:
-        test = exp.test_qids(fold)
-        cands = exp.candidates(test)
-        groups = None
-        for L in s.splits:
-            key = f"L{L}/fold{fold}"
-            config = exp.model_config(L, fold, root)
-            fp = fingerprint([config.to_dict(), test])
-            if rec.get(key, fp) is not None:
-                log(f"dl19: {key} already recorded, skipped")
-                continue
-            groups = groups if groups is not None else exp.groups(fold)
-            log(f"dl19: {key}: training {config.steps} steps on {len(groups)} groups ({exp.head_name(L)} head)")
-            result, info = train(config, groups)
-            ranker = exp.load(result.model_path)
-            rr = rerank(ranker, exp.ds, cands, runs_dir / f"{Path(config.output).name}.trec", f"L{L}-fold{fold}")
-            rec.put(key, fp, {"split": L, "fold": fold, "train": info, "rerank": rr, "test_qids": test})
-            log(f"dl19: {key}: {info['seconds_per_step'] or float('nan'):.2f} s/step, loss {info['final_loss']:.3f}; "
-                f"re-ranked {rr['queries']} queries, mean {rr['mean_latency_ms']:.0f} ms/query")
-            if not s.keep_models and not (L == 0 and fold == 0):
-                drop_weights(Path(config.output))
-            del ranker
-        # the dial model: one per fold, evaluated at every split
-        config = exp.dial_config(fold, root)
-        fp = fingerprint([config.to_dict(), test])
-        key = f"dial/fold{fold}"
-        if rec.get(key, fp) is None:
-            groups = groups if groups is not None else exp.groups(fold)
-            log(f"dl19: {key}: training {config.steps} steps, splits sampled from {s.splits}")
-            result, info = train(config, groups)
-            per_split = {}
-            for L in s.splits:
-                ranker = exp.load(result.model_path, split=L)
-                per_split[str(L)] = rerank(ranker, exp.ds, cands,
-                                           runs_dir / f"{Path(config.output).name}-at-L{L}.trec", f"dial-L{L}-fold{fold}")
-                del ranker
-            split_counts: dict[str, int] = {}
-            loss_log = Path(config.output) / "loss_log.jsonl"
-            for line in loss_log.read_text().splitlines():
-                sp = str(json.loads(line)["split"])
-                split_counts[sp] = split_counts.get(sp, 0) + 1
-            info["steps_per_split"] = split_counts
-            rec.put(key, fp, {"fold": fold, "train": info, "rerank": per_split, "test_qids": test})
-            log(f"dl19: {key}: {info['seconds_per_step'] or float('nan'):.2f} s/step; steps per split {split_counts}")
-            if not s.keep_models:
-                drop_weights(Path(config.output))
-        else:
+    # per-L models and the dial model, each cross-validated over the folds by the package
+    def cross_validated(key: str, config: TrainConfig) -> dict:
+        fp = fingerprint([config.to_dict(), s.run_folds, s.test_queries_per_fold])
+        done = rec.get(key, fp)
+        if done is not None:
             log(f"dl19: {key} already recorded, skipped")
+            return done
+        log(f"dl19: {key}: cross-validating folds {s.run_folds}, {config.steps} steps each")
+        cv = cross_validate(config, Path(config.output), depth=s.depth, storage="fp32", evaluate_runs=False,
+                            progress=False, folds=s.run_folds, max_test_queries=s.test_queries_per_fold)
+        folds = []
+        for f in cv.folds:
+            info = {**{k: f.train[k] for k in ("steps", "resumed_from", "final_loss", "seeds", "groups")},
+                    "train_seconds": f.train["seconds"], **step_seconds(Path(f.train["loss_log"])),
+                    "output": f.train["output"]}
+            folds.append({"fold": f.fold, "train": info, "test_qids": f.test_qids,
+                          "latencies_ms": {str(L): v for L, v in f.latencies_ms.items()}})
+            if not s.keep_models and not (key == "L0" and f.fold == 0):
+                drop_weights(Path(f.train["output"]))
+        record = {"runs": {str(L): str(p) for L, p in cv.runs.items()}, "folds": folds}
+        rec.put(key, fp, record)
+        return rec.get(key, fp)
+
+    for L in s.splits:
+        cross_validated(f"L{L}", exp.model_config(L, root))
+    dial = cross_validated("dial", exp.dial_config(root))
+    split_counts: dict[str, int] = {}
+    for f in dial["folds"]:
+        loss_log = Path(f["train"]["output"]) / "loss_log.jsonl"
+        for line in loss_log.read_text().splitlines() if loss_log.is_file() else []:
+            sp = str(json.loads(line)["split"])
+            split_counts[sp] = split_counts.get(sp, 0) + 1
+    rec.set("dial_steps_per_split", split_counts)
 
     # merge the fold runs and evaluate
     records = rec.data["records"]
@@ -490,33 +477,18 @@ def run_dl19(s: Settings, root: Path) -> dict:
         if f"zeroshot-L{L}" in records:
             runs[f"zero-shot L={L}"] = read_run(records[f"zeroshot-L{L}"]["rerank"]["run_path"])
     for L in s.splits:
-        parts = [records.get(f"L{L}/fold{f}") for f in s.run_folds]
-        if all(parts):
-            merged: dict[str, dict[str, float]] = {}
-            for p in parts:
-                merged.update(read_run(p["rerank"]["run_path"]))
-            runs[f"per-L L={L} ({exp.head_name(L)})"] = merged
-            write_run(merged, runs_dir / "merged" / f"per-L-L{L}.trec", f"per-L-L{L}")
-    for L in s.splits:
-        parts = [records.get(f"dial/fold{f}") for f in s.run_folds]
-        if all(parts):
-            merged = {}
-            for p in parts:
-                merged.update(read_run(p["rerank"][str(L)]["run_path"]))
-            runs[f"dial L={L}"] = merged
-            write_run(merged, runs_dir / "merged" / f"dial-L{L}.trec", f"dial-L{L}")
+        runs[f"per-L L={L} ({exp.head_name(L)})"] = read_run(records[f"L{L}"]["runs"][str(L)])
+        runs[f"dial L={L}"] = read_run(records["dial"]["runs"][str(L)])
     qrels = {q: exp.qrels[q] for q in evaluated}
     evals = {}
     for baseline in ("BM25", "twin zero-shot (L=6)"):
         evals[baseline] = evaluate(qrels, runs, baseline=baseline, relevance_level=exp.level, correction="holm")
     latency = {}
-    for name, run_key in [(f"per-L L={L}", f"L{L}") for L in s.splits]:
-        lat = [x for f in s.run_folds for x in (records.get(f"{run_key}/fold{f}") or {}).get("rerank", {}).get("latencies_ms", [])]
+    for name, key, L in [(f"per-L L={L}", f"L{L}", L) for L in s.splits] + [(f"dial L={L}", "dial", L) for L in s.splits]:
+        lat = [x for f in records[key]["folds"] for x in f["latencies_ms"].get(str(L), [])]
         latency[name] = statistics.median(lat) if lat else None
-    for L in s.splits:
-        lat = [x for f in s.run_folds for x in (records.get(f"dial/fold{f}") or {}).get("rerank", {}).get(str(L), {}).get("latencies_ms", [])]
-        latency[f"dial L={L}"] = statistics.median(lat) if lat else None
-    step_times = [r["train"]["seconds_per_step"] for k, r in records.items() if "train" in r and r["train"].get("seconds_per_step")]
+    step_times = [f["train"]["seconds_per_step"] for k, r in records.items() for f in r.get("folds", [])
+                  if f["train"].get("seconds_per_step")]
     untrained = {L: f"zero-shot L={L}" for L in s.splits}
     untrained[exp.T] = "twin zero-shot (L=6)"
     gains_md, gains = gain_table(qrels, runs, s.splits, exp.level, untrained, {
@@ -692,8 +664,9 @@ def run_distill(s: Settings, root: Path) -> dict:
     else:
         # a DL19 L = 0 model of fold 0, trained for --teacher-steps (with --steps, the per-L model
         # of step 1, which is kept)
-        tconf = exp.model_config(0, fold, root, steps=s.teacher_steps)
-        teacher_path = Path(tconf.output) / "model"
+        tconf = exp.model_config(0, root, steps=s.teacher_steps, fold=fold)
+        tconf.output = str(Path(tconf.output) / f"fold{fold}")  # where cross-validation trains that fold
+        teacher_path = Path(tconf.output) / "final"
         if not (teacher_path / "lateint.json").is_file():
             log(f"distill: training the teacher (DL19 L=0, fold {fold}, {tconf.steps} steps)")
             result, info = train(tconf, exp.groups(fold))

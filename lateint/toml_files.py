@@ -1,10 +1,14 @@
-"""Reading TOML configuration files with clear errors."""
+"""Configuration files: reading TOML with clear errors, and the one loader that turns its tables
+into settings dataclasses (:func:`build_dataclass`) and back (:func:`toml_value`)."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import sys
+import types
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from lateint.errors import ConfigError, MissingResourceError
 
@@ -28,3 +32,92 @@ def read_toml(path: str | Path, what: str) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+
+
+def _is_union(hint: Any) -> bool:
+    return get_origin(hint) in (Union, types.UnionType)
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    """Whether a TOML value fits a (simple) type hint."""
+    if hint is Any:
+        return True
+    origin = get_origin(hint)
+    if _is_union(hint):
+        return any(_type_ok(value, h) for h in get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        (item,) = get_args(hint) or (Any,)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def build_dataclass(cls: type, data: Any, where: str):
+    """An instance of the dataclass ``cls`` from a TOML table, every key and value type checked.
+
+    Nested dataclass fields are built from sub-tables; ``"none"`` switches an optional setting
+    off (TOML has no null); integers are accepted where floats are expected.
+
+    Raises:
+        ConfigError: not a table, an unknown key (naming the valid ones), or a value of the wrong type.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a table of settings, got {type(data).__name__}.")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in hints:
+            raise ConfigError(f"{where}: unknown key {key!r}; valid keys are {', '.join(names)}.")
+        hint = hints[key]
+        if value == "none" and _is_union(hint) and type(None) in get_args(hint):
+            value = None  # TOML has no null; "none" switches an optional setting off
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            kwargs[key] = build_dataclass(hint, value, f"{where} [{key}]")
+            continue
+        if not _type_ok(value, hint):
+            raise ConfigError(f"{where}: {key}={value!r} has the wrong type; expected {_hint_name(hint)}.")
+        if isinstance(value, int) and not isinstance(value, bool) and (
+            hint is float or (_is_union(hint) and float in get_args(hint) and int not in get_args(hint))
+        ):
+            value = float(value)
+        if isinstance(value, list) and get_args(hint) and get_args(hint)[0] is float:
+            value = [float(v) for v in value]
+        kwargs[key] = value
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in kwargs
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"{where}: missing key(s) {', '.join(map(repr, missing))}.")
+    return cls(**kwargs)
+
+
+def _hint_name(hint: Any) -> str:
+    if isinstance(hint, type):
+        return hint.__name__
+    return str(hint).replace("typing.", "").replace("NoneType", "None")
+
+
+def toml_value(value: Any) -> str:
+    """``value`` written as a TOML value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise ConfigError(f"{value} cannot be written to TOML.")
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
+    raise ConfigError(f"cannot write {value!r} to TOML.")

@@ -4,8 +4,14 @@ Set ``LATEINT_DATA`` to a folder of local collection files to work offline (see
 :mod:`lateint.data.local_share` for its layout).
 """
 
-from lateint.data.datasets import DatasetHandle, load_dataset, official_relevance_level, resolve_dataset_id
-from lateint.data.first_stage import first_stage_run, named_runs
+from lateint.data.datasets import (
+    DatasetHandle,
+    first_stage_run,
+    load_dataset,
+    named_runs,
+    official_relevance_level,
+    resolve_dataset_id,
+)
 from lateint.data.local_share import CACHE_ENV, DATA_ENV
 from lateint.data.msmarco_subset import SUBSET_ID, SUBSET_JUDGED_ID
 from lateint.data.run_types import Qrels, RankedLists, Run, rank_run, ranking_order

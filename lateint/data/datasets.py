@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lateint.data import local_folder, msmarco_subset
+from lateint.data import first_stage, local_folder, msmarco_subset
 from lateint.data.irds_home import import_ir_datasets, ir_datasets_home, seed_file
 from lateint.data.local_share import DATA_ENV, data_root, original_file_for, require_file
 from lateint.data.run_types import Qrels, RankedLists, Run
@@ -88,6 +88,7 @@ class DatasetHandle:
     _queries: dict[str, str] | None = field(default=None, init=False, repr=False)
     _qrels: Qrels | None = field(default=None, init=False, repr=False)
     _store: Any = field(default=None, init=False, repr=False)
+    _query_store: Any = field(default=None, init=False, repr=False)
 
     @property
     def description(self) -> str:
@@ -143,6 +144,34 @@ class DatasetHandle:
                     qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
             self._qrels = qrels
         return {qid: dict(judged) for qid, judged in self._qrels.items()}
+
+    def queries_store(self) -> Any:
+        """Random access to queries by id, from a store built on disk on first use (so that
+        training over millions of queries never holds them all in memory)."""
+        if self._query_store is None:
+            self._require("queries")
+            from ir_datasets.indices import PickleLz4FullStore
+
+            path = ir_datasets_home() / "lateint" / "query-stores" / (self.irds_id.replace("/", "__") + ".pklz4")
+            with self._reading("queries"):
+                store = PickleLz4FullStore(str(path), self.dataset.queries_iter, self.dataset.queries_cls(),
+                                           "query_id", ["query_id"])
+                store.build()
+            self._query_store = store
+        return self._query_store
+
+    def query_text(self, query_ids: Iterable[str]) -> dict[str, str]:
+        """Query id -> text, looked up in :meth:`queries_store`.
+
+        Raises:
+            InputError: some ids are not queries of the dataset.
+        """
+        wanted = list(dict.fromkeys(query_ids))
+        found = self.queries_store().get_many(wanted)
+        missing = [qid for qid in wanted if qid not in found]
+        if missing:
+            raise InputError(f"{len(missing)} query id(s) are not in {self.irds_id!r}: {_sample(missing)}")
+        return {qid: _text_of(found[qid]) for qid in wanted}
 
     def docs_store(self) -> Any:
         """The ``ir_datasets`` docstore (random access by document id), built on first use."""
@@ -213,7 +242,7 @@ class DatasetHandle:
 
         Args:
             run: a first-stage run: ``None`` for the dataset's scoreddocs, the name of a run known
-                for this dataset (see :func:`lateint.data.first_stage.named_runs`), the path of a
+                for this dataset (see :func:`named_runs`), the path of a
                 TREC run file, or a run already in memory (query id -> document id -> score).
             depth: keep this many documents per query (``None`` keeps all).
 
@@ -224,12 +253,11 @@ class DatasetHandle:
         Raises:
             InputError: the run names queries the dataset does not have, or depth is not positive.
         """
-        from lateint.data.first_stage import first_stage_run
         from lateint.data.run_types import rank_run
 
         if depth is not None and (not isinstance(depth, int) or depth < 1):
             raise InputError(f"depth must be a positive integer or None, got {depth!r}")
-        return rank_run(first_stage_run(self, run), depth)
+        return rank_run(first_stage.read_first_stage(self, run), depth)
 
 
 def _looks_like_missing_data(error: Exception) -> bool:
@@ -289,3 +317,14 @@ def load_dataset(name: str) -> DatasetHandle:
                            official_relevance_level=official_relevance_level(irds_id), note=note)
     handle._dataset = dataset
     return handle
+
+
+def named_runs(dataset: str | DatasetHandle) -> dict[str, Path]:
+    """The first-stage runs available by name for ``dataset`` (a name or a handle): name -> run file."""
+    return first_stage.runs_by_name(load_dataset(dataset) if isinstance(dataset, str) else dataset)
+
+
+def first_stage_run(dataset: str | DatasetHandle, run: str | Path | Mapping[str, Any] | None = None) -> Run:
+    """A first-stage run for ``dataset`` (a name or a handle), checked against its queries; see
+    :func:`lateint.data.first_stage.read_first_stage` for what ``run`` may be."""
+    return first_stage.read_first_stage(load_dataset(dataset) if isinstance(dataset, str) else dataset, run)

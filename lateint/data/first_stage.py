@@ -8,19 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lateint.data import local_folder, msmarco_subset
-from lateint.data.datasets import DatasetHandle, load_dataset
 from lateint.data.local_share import DATA_ENV
 from lateint.data.run_types import Run
 from lateint.data.runs import RunAccumulator, check_run_queries, read_run
 from lateint.errors import InputError
 
+if TYPE_CHECKING:  # the dataset module builds on this one, never the other way round
+    from lateint.data.datasets import DatasetHandle
 
-def named_runs(dataset: str | DatasetHandle) -> dict[str, Path]:
-    """The first-stage runs available by name for ``dataset``: name -> run file."""
-    handle = load_dataset(dataset) if isinstance(dataset, str) else dataset
+
+def runs_by_name(handle: DatasetHandle) -> dict[str, Path]:
+    """The first-stage runs available by name for a dataset: name -> run file."""
     if handle.irds_id.startswith(msmarco_subset.SUBSET_ID):
         return msmarco_subset.run_files()
     if handle.irds_id.startswith(local_folder.LOCAL_PREFIX + "/"):
@@ -28,12 +29,12 @@ def named_runs(dataset: str | DatasetHandle) -> dict[str, Path]:
     return {}
 
 
-def first_stage_run(dataset: str | DatasetHandle, run: str | Path | Mapping[str, Any] | None = None) -> Run:
-    """A first-stage run for ``dataset``, checked against its queries.
+def read_first_stage(handle: DatasetHandle, run: str | Path | Mapping[str, Any] | None = None) -> Run:
+    """A first-stage run for a dataset, checked against its queries.
 
     Args:
-        dataset: a dataset name (as for :func:`load_dataset`) or a handle.
-        run: ``None`` for the dataset's scoreddocs; a run name from :func:`named_runs` (names win
+        handle: the dataset.
+        run: ``None`` for the dataset's scoreddocs; a run name from :func:`runs_by_name` (names win
             over files of the same name); the path of a TREC run file; or a run in memory, either
             query id -> document id -> score or query id -> ``[(doc_id, score), ...]``.
 
@@ -45,7 +46,6 @@ def first_stage_run(dataset: str | DatasetHandle, run: str | Path | Mapping[str,
             malformed, or it has queries the dataset does not have.
         MissingResourceError: a named run's files are not available.
     """
-    handle = load_dataset(dataset) if isinstance(dataset, str) else dataset
     if run is None:
         result = handle.scoreddocs()
         source = f"scoreddocs of {handle.irds_id}"
@@ -53,7 +53,7 @@ def first_stage_run(dataset: str | DatasetHandle, run: str | Path | Mapping[str,
         result = _from_memory(run)
         source = "the given run"
     elif isinstance(run, (str, Path)):
-        available = named_runs(handle)
+        available = runs_by_name(handle)
         if isinstance(run, str) and run in available:
             path = available[run]
         elif Path(run).is_file():

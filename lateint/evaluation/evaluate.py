@@ -182,9 +182,9 @@ def _clean_qrels(qrels: Mapping[str, Mapping[str, int]]) -> Qrels:
 def _load_run(name: str, run: RunLike, handle: DatasetHandle | None) -> Run:
     if isinstance(run, (str, Path)):
         if handle is not None:
-            from lateint.data.first_stage import first_stage_run
+            from lateint.data.first_stage import read_first_stage
 
-            return first_stage_run(handle, run)
+            return read_first_stage(handle, run)
         return read_run(run)
     if not isinstance(run, Mapping):
         raise InputError(f"run {name!r} must be a mapping or a run file path, got {type(run).__name__}")

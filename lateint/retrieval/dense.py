@@ -25,7 +25,7 @@ DOT_PRODUCT_CROSSINGS = ("cosine", "dot")
 def check_dense_ranker(ranker, cache=None) -> None:
     """Raise :class:`ConfigError` unless ``ranker`` (and ``cache``) can do dense retrieval."""
     c = ranker.config
-    if not ranker.twin_end or c.head.kind != "twin":
+    if not ranker.bi_encoder or c.head.kind != "twin":
         raise ConfigError(
             f"dense retrieval needs a twin head at L = T (T = {ranker.num_layers}); this ranker is "
             f"head={c.head.kind!r} at L = {ranker.split}. Load it with split={ranker.num_layers}, head='twin'.")

@@ -15,20 +15,41 @@ from pathlib import Path
 from typing import Any
 
 from lateint.errors import ConfigError
-from lateint.toml_files import read_toml
+from lateint.toml_files import build_dataclass, read_toml
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
 
 
+#: ``[[models]] splits`` words: the split a trained checkpoint was saved at, or every split its head runs.
+OWN_SPLIT = "own"
+ALL_SPLITS = "all"
+
+
 @dataclass
 class ModelSpec:
-    """A model swept over: where it is and how it is cut."""
+    """A model swept over: where it is and how it is cut.
+
+    Attributes:
+        path: a model folder or hub id.
+        name: its label in the table (default: the folder's name).
+        num_layers: use its first T layers.
+        max_query_length, max_doc_length: side lengths.
+        trained: a trained lateint checkpoint: its own head is kept (``[[points.heads]]`` do not
+            apply) and it is evaluated at the split it was trained at, unless ``splits`` says otherwise.
+        splits: ``"own"`` (the checkpoint's split), ``"all"`` (every split its head runs: a dial
+            checkpoint) or a list; None: ``"own"`` for trained models, ``points.splits`` otherwise.
+        group: models of one group are one line of the Pareto plot and are compared with the
+            group's L = 0 point (e.g. the per-L models of one recipe); empty: a group per model.
+    """
 
     path: str
     name: str = ""
     num_layers: int | None = None
     max_query_length: int | None = None
     max_doc_length: int | None = None
+    trained: bool = False
+    splits: list[int] | str | None = None
+    group: str = ""
 
     def label(self) -> str:
         return self.name or str(self.path).rstrip("/").split("/")[-1]
@@ -94,16 +115,7 @@ class SweepConfig:
 
 
 def _build(cls, data: Any, where: str):
-    if not isinstance(data, dict):
-        raise ConfigError(f"[{where}] must be a table, got {type(data).__name__}.")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise ConfigError(f"unknown key(s) {sorted(unknown)} in [{where}]; valid keys are {sorted(names)}.")
-    try:
-        return cls(**data)
-    except TypeError as exc:
-        raise ConfigError(f"[{where}]: {exc}") from None
+    return build_dataclass(cls, data, f"sweep config [{where}]")
 
 
 def _head(data: Any) -> HeadSpec:
@@ -126,6 +138,14 @@ def parse_sweep_config(raw: dict[str, Any]) -> SweepConfig:
     models = [_build(ModelSpec, m, "models") for m in raw.get("models", [])]
     if not models:
         raise ConfigError("a sweep needs at least one [[models]] entry with a 'path'.")
+    for m in models:
+        if isinstance(m.splits, str) and m.splits not in (OWN_SPLIT, ALL_SPLITS):
+            raise ConfigError(f"models.splits of {m.label()!r} is {m.splits!r}; use \"own\", \"all\" or a list of splits.")
+        if m.splits == OWN_SPLIT and not m.trained:
+            raise ConfigError(f"models.splits = \"own\" of {m.label()!r} needs trained = true (a lateint checkpoint).")
+    labels = [m.label() for m in models]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"[[models]] labels must differ (they name the points), got {labels}; set name.")
     points_raw = dict(raw.get("points", {}))
     heads = [_head(h) for h in points_raw.pop("heads", [{"head": "cls"}])]
     points = _build(PointsSpec, points_raw, "points")
@@ -167,6 +187,9 @@ def validate_sweep_config(config: SweepConfig) -> None:
         _int(m.num_layers, f"[[models]] {m.label()}: num_layers", 1, optional=True)
         _int(m.max_query_length, f"[[models]] {m.label()}: max_query_length", 3, optional=True)
         _int(m.max_doc_length, f"[[models]] {m.label()}: max_doc_length", 3, optional=True)
+        if isinstance(m.splits, list):
+            for split in m.splits:
+                _int(split, f"[[models]] {m.label()}: each of splits", 0)
     points = config.points
     if isinstance(points.splits, str):
         if points.splits != "all":

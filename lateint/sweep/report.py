@@ -21,7 +21,10 @@ def evaluate_sweep(config: SweepConfig, out: Path, dataset, candidates) -> dict[
     from lateint.evaluation import evaluate
     from lateint.pipeline.rerank_run import as_run
 
-    records = [json.loads(p.read_text()) for p in sorted((out / "points").glob("*.json"))]
+    from lateint.records import RecordStore
+
+    store = RecordStore(out / "points")
+    records = [store.get(key) for key in store.keys()]
     records.sort(key=lambda r: (r["group"], r["split"]))
     first_stage = config.data.first_stage or "first-stage"
     ev = config.evaluation

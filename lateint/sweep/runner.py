@@ -17,7 +17,11 @@ from typing import Any
 import torch
 
 from lateint.errors import ConfigError
-from lateint.sweep.config import HeadSpec, ModelSpec, SweepConfig, validate_sweep_config
+from lateint.records import RecordStore
+from lateint.sweep.config import ALL_SPLITS, OWN_SPLIT, HeadSpec, ModelSpec, SweepConfig, validate_sweep_config
+
+#: The record store of finished points, in the sweep's folder.
+POINTS_FOLDER = "points"
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,8 @@ class SweepPoint:
     @property
     def group(self) -> str:
         """Points of one group differ only in their split; L = 0 is the group's baseline."""
+        if self.model.group:
+            return f"{self.model.group}-{self.storage}"
         return f"{self.model.label()}-{self.head.label()}-{self.storage}"
 
     @property
@@ -75,7 +81,6 @@ def run_sweep(config: SweepConfig, out: str | Path, *, progress: bool = True, lo
     """Run (or resume) a sweep into ``out``; returns the results dict also written to
     ``out/results.json``, with ``out/table.md`` and ``out/pareto.png`` beside it. ``device``:
     where the models run (default CPU)."""
-    from lateint import SplitRanker
     from lateint.data import load_dataset
     from lateint.pipeline.rerank_run import rerank_dataset
 
@@ -87,39 +92,39 @@ def run_sweep(config: SweepConfig, out: str | Path, *, progress: bool = True, lo
     torch.manual_seed(config.seed)
     dataset = load_dataset(config.data.dataset)
     candidates = _candidates(config, dataset)
-    (out / "points").mkdir(exist_ok=True)
+    store = RecordStore(out / POINTS_FOLDER)
     started = time.perf_counter()
     env = _environment(config)
     for model in config.models:
-        for head in config.points.heads:
-            ranker = None
+        for head in ([TRAINED_HEAD] if model.trained else config.points.heads):
+            base = None
             T = None
-            for point in _points(config, model, head):
-                record_path = out / "points" / f"{point.point_id}.json"
-                if record_path.exists():
+            if model.trained:
+                base = _load(model, head, None, config.seed, device)
+                T = base.num_layers
+            for point in _points(config, model, head, base):
+                if point.point_id in store:
                     log(f"[{point.point_id}] done earlier, skipped")
                     continue
-                if ranker is None:
-                    ranker = SplitRanker.from_pretrained(
-                        model.path, split=point.split, head=head.head, num_layers=model.num_layers,
-                        max_query_length=model.max_query_length, max_doc_length=model.max_doc_length,
-                        seed=config.seed, device=device, **head.options)
-                    T = ranker.num_layers
+                if base is None:
+                    base = _load(model, head, point.split, config.seed, device)
+                    T = base.num_layers
                 if point.split > T:
                     raise ConfigError(f"split {point.split} is out of range for {model.label()} (T = {T}).")
-                if head.head == "cls" and point.split == T:
+                if base.config.head.kind == "cls" and point.split == T:
                     log(f"[{point.point_id}] skipped: the cls head needs at least one joint layer")
                     continue
-                ranker = ranker.at(point.split)
+                # A view of the same weights; a trained checkpoint keeps its own layout at its own split.
+                ranker = base.at(point.split)
                 log(f"[{point.point_id}] re-ranking {len(candidates)} queries")
                 report = rerank_dataset(ranker, dataset, candidates, out / "runs" / f"{point.point_id}.trec",
-                                        tag=point.point_id, cache_root=out / "caches", storage=point.storage,
+                                        tag=point.point_id, cache_root=out / "caches" / model.label(), storage=point.storage,
                                         batch_size=config.batch_size, progress=progress)
                 record = {"point": point.point_id, "group": point.group, "model": asdict(model), "head": asdict(head),
                           "split": point.split, "num_layers": T, "storage": point.storage,
                           "layout": ranker.config.split.layout, "ranker": ranker.config.to_dict(),
                           "environment": env, **report.to_dict()}
-                record_path.write_text(json.dumps(record, indent=2))
+                store.put(point.point_id, record)
                 log(f"[{point.point_id}] {report.mean_latency_ms:.1f} ms/query, "
                     f"{report.cache_bytes_per_doc:,.0f} bytes/doc, cache built in {report.cache_build_seconds:.0f} s")
     from lateint.sweep.report import evaluate_sweep, write_report
@@ -133,11 +138,35 @@ def run_sweep(config: SweepConfig, out: str | Path, *, progress: bool = True, lo
     return results
 
 
-def _points(config: SweepConfig, model: ModelSpec, head: HeadSpec) -> list[SweepPoint]:
-    splits = config.points.splits
-    if splits == "all":
-        layers = model.num_layers or _layers_of(model.path)
-        splits = list(range(layers + 1))
+#: The head of a trained checkpoint: its own, as saved.
+TRAINED_HEAD = HeadSpec(head="trained")
+
+
+def _load(model: ModelSpec, head: HeadSpec, split: int | None, seed: int, device: str | None):
+    from lateint import SplitRanker
+
+    if model.trained:  # the checkpoint's own head and split
+        return SplitRanker.from_pretrained(model.path, num_layers=model.num_layers,
+                                           max_query_length=model.max_query_length,
+                                           max_doc_length=model.max_doc_length, seed=seed, device=device)
+    return SplitRanker.from_pretrained(
+        model.path, split=split, head=head.head, num_layers=model.num_layers,
+        max_query_length=model.max_query_length, max_doc_length=model.max_doc_length,
+        seed=seed, device=device, **head.options)
+
+
+def _points(config: SweepConfig, model: ModelSpec, head: HeadSpec, ranker=None) -> list[SweepPoint]:
+    """The points of one model and head; ``ranker`` is the loaded checkpoint of a trained model."""
+    splits = model.splits if model.splits is not None else (OWN_SPLIT if model.trained else config.points.splits)
+    if splits == OWN_SPLIT:
+        splits = [ranker.split]
+    elif splits == ALL_SPLITS:
+        if ranker is not None:
+            top = ranker.num_layers - (1 if ranker.config.head.kind == "cls" else 0)
+            splits = list(range(top + 1))
+        else:
+            layers = model.num_layers or _layers_of(model.path)
+            splits = list(range(layers + 1))
     return [SweepPoint(model, head, int(s), storage) for s in splits for storage in config.points.storage]
 
 

@@ -1,8 +1,8 @@
 """Configuration of a training run, as small dataclasses composed into one :class:`TrainConfig`.
 
 A run is described by a TOML file: top-level keys are :class:`TrainConfig` fields, and the tables
-``[optim]``, ``[data]``, ``[loss]``, ``[distill]``, ``[dial]``, ``[checkpoint]`` and
-``[head_options]`` fill the sub-settings. Unknown keys are errors, so a typo never silently falls
+``[optim]``, ``[data]``, ``[loss]``, ``[distill]``, ``[dial]``, ``[checkpoint]``, ``[validation]``
+and ``[head_options]`` fill the sub-settings. Unknown keys are errors, so a typo never silently falls
 back to a default. The config is saved next to the results (``train_config.toml``), and that file
 loads back to an equal config.
 
@@ -29,22 +29,23 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, Union
 
 from lateint.errors import ConfigError
+from lateint.toml_files import build_dataclass, toml_value
+from lateint.training.losses.registry import HARD_LABEL_LOSSES, SOFT_LABEL_LOSSES
+from lateint.training.streams import SCORES_FORMATS
 
 CONFIG_FILE_NAME = "train_config.toml"
 SCHEDULES = ("linear", "constant")
-NEGATIVE_SOURCES = ("run", "in_batch")
+NEGATIVE_SOURCES = ("run", "in_batch", "docpairs")
 STUDENT_SELECTIONS = ("every_other", "first_k")
 AMP_MODES = ("no", "bf16", "fp16")
-HARD_LOSSES = ("listwise_ce", "bce", "ranknet", "hinge")
-SOFT_LOSSES = ("kl", "mse", "margin_mse")
+#: accelerate trackers a run can log to.
+TRACKERS = ("tensorboard",)
 
 
 @dataclass
@@ -85,7 +86,13 @@ class DataSettings:
     ``negative_source = "run"`` the negatives are sampled (with the run's seed) from the top
     ``depth`` documents of a first-stage run, leaving out documents judged relevant; with
     ``"in_batch"`` a group holds the positive only and the other groups' positives in the batch
-    serve as negatives.
+    serve as negatives; with ``"docpairs"`` each of the dataset's docpairs (query, positive,
+    negative) is a group, streamed (no qrels or run needed; ``negatives`` must be 1).
+
+    Runs are read query by query, never whole. ``shuffle_buffer = 0`` gathers every group (ids
+    and texts) and shuffles each epoch fully, for collections that fit in memory; ``> 0`` streams
+    the groups through a shuffle buffer of that many groups and looks texts up only for the groups
+    trained on, so memory does not grow with the size of the pair or run file.
 
     Attributes:
         dataset: a dataset id for :func:`lateint.data.load_dataset` (used by the command line).
@@ -100,6 +107,8 @@ class DataSettings:
         folds: k > 1 splits the queries into k folds (see :func:`lateint.training.groups.kfold`)
             and trains on all but fold ``fold``; 0 uses every query.
         fold: which fold is held out.
+        shuffle_buffer: 0 to hold every group in memory, else the size of the streaming shuffle
+            buffer in groups.
         max_query_length, max_doc_length: side lengths in tokens, special tokens included.
     """
 
@@ -113,6 +122,7 @@ class DataSettings:
     max_queries: int = 0
     folds: int = 0
     fold: int = 0
+    shuffle_buffer: int = 0
     max_query_length: int = 32
     max_doc_length: int = 224
 
@@ -171,6 +181,12 @@ class DistillSettings:
         scores_cache: file of cached teacher scores; None for ``teacher_scores.json`` in the
             output folder.
         batch_size: pairs per batch when scoring with the teacher.
+        scores_file: teacher scores given as a file instead of a teacher model (for the soft
+            loss); None to score with ``teacher``.
+        scores_format: ``pairs_tsv``: Hofstätter et al.'s Margin-MSE scores,
+            ``score_pos<TAB>score_neg<TAB>qid<TAB>pid_pos<TAB>pid_neg``, which also define the
+            training pairs (with ``data.negative_source = "docpairs"``); ``trec``: a TREC run of
+            teacher scores, which is then the run the groups' candidates come from.
     """
 
     teacher: str | None = None
@@ -178,6 +194,8 @@ class DistillSettings:
     teacher_layout: str | None = None
     scores_cache: str | None = None
     batch_size: int = 64
+    scores_file: str | None = None
+    scores_format: str = "pairs_tsv"
 
 
 @dataclass
@@ -211,6 +229,33 @@ class CheckpointSettings:
 
 
 @dataclass
+class ValidationSettings:
+    """nDCG@10 on dev queries every ``every`` steps; the best model is kept in ``best/``.
+
+    Attributes:
+        every: validate every this many optimizer steps (and at the end); 0 turns validation off.
+        dataset: the dev queries' dataset; empty for ``data.dataset`` with ``holdout``.
+        holdout: the fraction of ``data.dataset``'s judged queries held out of training as dev
+            queries (a seeded sample).
+        run: the dev first stage; None for ``data.run`` on the training dataset and the
+            scoreddocs of another dataset.
+        depth: candidates re-ranked per dev query.
+        max_queries: validate on at most this many dev queries (a seeded sample); 0 keeps all.
+        patience: stop training after this many validations without a new best; 0 never stops early.
+        batch_size: pairs per batch when scoring the dev candidates.
+    """
+
+    every: int = 0
+    dataset: str = ""
+    holdout: float = 0.0
+    run: str | None = None
+    depth: int = 100
+    max_queries: int = 0
+    patience: int = 0
+    batch_size: int = 64
+
+
+@dataclass
 class TrainConfig:
     """A whole training run.
 
@@ -231,6 +276,8 @@ class TrainConfig:
         amp: ``no``, ``bf16`` or ``fp16`` (CUDA only).
         output: the run's folder (final model, logs, config, checkpoints).
         progress: show a progress bar.
+        trackers: accelerate trackers that also receive the loss log (``tensorboard``, written
+            under the output folder).
     """
 
     model: str = ""
@@ -247,12 +294,14 @@ class TrainConfig:
     amp: str = "no"
     output: str = "runs/train"
     progress: bool = True
+    trackers: list[str] = field(default_factory=list)
     optim: OptimSettings = field(default_factory=OptimSettings)
     data: DataSettings = field(default_factory=DataSettings)
     loss: LossSettings = field(default_factory=LossSettings)
     distill: DistillSettings = field(default_factory=DistillSettings)
     dial: DialSettings = field(default_factory=DialSettings)
     checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
+    validation: ValidationSettings = field(default_factory=ValidationSettings)
 
     # -- dict / TOML ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -266,7 +315,7 @@ class TrainConfig:
         Raises:
             ConfigError: an unknown key (naming it and the valid ones) or a value of the wrong type.
         """
-        config = _build(cls, data, source)
+        config = build_dataclass(cls, data, source)
         config.validate()
         return config
 
@@ -297,13 +346,13 @@ class TrainConfig:
                     if v is None and sub.default is not None:
                         v = "none"  # switched off where the default is on (e.g. loss.hard)
                     if v is not None:
-                        lines.append(f"{sub.name} = {_toml_value(v)}")
+                        lines.append(f"{sub.name} = {toml_value(v)}")
                 tables.append(f"[{f.name}]\n" + "\n".join(lines))
             elif isinstance(value, dict):
-                lines = [f"{k} = {_toml_value(v)}" for k, v in value.items() if v is not None]
+                lines = [f"{k} = {toml_value(v)}" for k, v in value.items() if v is not None]
                 tables.append(f"[{f.name}]\n" + "\n".join(lines))
             elif value is not None:
-                top.append(f"{f.name} = {_toml_value(value)}")
+                top.append(f"{f.name} = {toml_value(value)}")
         return "\n".join(top) + "\n\n" + "\n\n".join(tables) + "\n"
 
     def save(self, folder: str | os.PathLike) -> Path:
@@ -368,16 +417,21 @@ class TrainConfig:
             raise ConfigError("data.negatives must be >= 1 with negatives from a run.")
         if d.negative_source == "in_batch" and d.negatives != 0:
             raise ConfigError("data.negatives must be 0 with in-batch negatives (the batch provides them).")
+        if d.negative_source == "docpairs" and d.negatives != 1:
+            raise ConfigError("data.negatives must be 1 with docpairs (each pair holds one negative).")
+        if isinstance(d.shuffle_buffer, bool) or d.shuffle_buffer < 0:
+            raise ConfigError(f"data.shuffle_buffer={d.shuffle_buffer} must be 0 (hold every group) or a "
+                              "positive number of groups.")
         _positive_int(d.depth, "data.depth")
         if d.folds == 1 or d.folds < 0:
             raise ConfigError(f"data.folds={d.folds} must be 0 (no folds) or at least 2.")
         if d.folds and not 0 <= d.fold < d.folds:
             raise ConfigError(f"data.fold={d.fold} must be in 0..{d.folds - 1}.")
         loss = self.loss
-        if loss.hard is not None and loss.hard not in HARD_LOSSES:
-            raise ConfigError(f"loss.hard={loss.hard!r} is unknown; use one of {', '.join(HARD_LOSSES)}.")
-        if loss.soft is not None and loss.soft not in SOFT_LOSSES:
-            raise ConfigError(f"loss.soft={loss.soft!r} is unknown; use one of {', '.join(SOFT_LOSSES)}.")
+        if loss.hard is not None and loss.hard not in HARD_LABEL_LOSSES:
+            raise ConfigError(f"loss.hard={loss.hard!r} is unknown; use one of {', '.join(HARD_LABEL_LOSSES)}.")
+        if loss.soft is not None and loss.soft not in SOFT_LABEL_LOSSES:
+            raise ConfigError(f"loss.soft={loss.soft!r} is unknown; use one of {', '.join(SOFT_LABEL_LOSSES)}.")
         if loss.hard is None and loss.soft is None and not loss.intermediate and not loss.mimicry:
             raise ConfigError("the objective is empty: set loss.hard, loss.soft, loss.intermediate or loss.mimicry.")
         if not loss.temperature > 0:
@@ -385,9 +439,23 @@ class TrainConfig:
         for name in ("hard_weight", "soft_weight", "intermediate_weight", "mimicry_weight"):
             if not getattr(loss, name) >= 0:
                 raise ConfigError(f"loss.{name} must be non-negative.")
-        needs_teacher = loss.soft is not None or loss.intermediate or loss.mimicry
+        dist = self.distill
+        if dist.scores_format not in SCORES_FORMATS:
+            raise ConfigError(f"distill.scores_format={dist.scores_format!r} is unknown; use one of "
+                              f"{', '.join(SCORES_FORMATS)}.")
+        if dist.scores_file is not None:
+            if loss.soft is None:
+                raise ConfigError("distill.scores_file gives teacher scores: set loss.soft to use them.")
+            if dist.scores_format == "pairs_tsv" and d.negative_source != "docpairs":
+                raise ConfigError("distill.scores_format = 'pairs_tsv' defines the training pairs: set "
+                                  "data.negative_source = 'docpairs' (and data.negatives = 1).")
+            if dist.scores_format == "trec" and (d.negative_source != "run" or d.run is not None):
+                raise ConfigError("distill.scores_format = 'trec' makes the scores file the run the negatives "
+                                  "come from: set data.negative_source = 'run' and leave data.run unset.")
+        needs_teacher = (loss.soft is not None and dist.scores_file is None) or loss.intermediate or loss.mimicry
         if needs_teacher and not self.distill.teacher:
-            raise ConfigError("loss.soft, loss.intermediate and loss.mimicry need a teacher: set distill.teacher.")
+            raise ConfigError("loss.soft (without distill.scores_file), loss.intermediate and loss.mimicry need a "
+                              "teacher: set distill.teacher.")
         if d.negative_source == "in_batch" and needs_teacher:
             raise ConfigError(
                 "in-batch negatives work with hard-label losses only (the teacher has no score for "
@@ -409,85 +477,26 @@ class TrainConfig:
             raise ConfigError("checkpoint.every must be >= 0 (0 saves only at the end).")
         _positive_int(self.checkpoint.keep_last, "checkpoint.keep_last")
         _positive_int(self.distill.batch_size, "distill.batch_size")
+        bad = [t for t in self.trackers if t not in TRACKERS]
+        if bad:
+            raise ConfigError(f"trackers {bad} are unknown; use any of {', '.join(TRACKERS)}.")
+        v = self.validation
+        if v.every < 0:
+            raise ConfigError("validation.every must be >= 0 (0 turns validation off).")
+        if not 0 <= v.holdout < 1:
+            raise ConfigError(f"validation.holdout={v.holdout} must be in [0, 1).")
+        if v.every and not v.dataset and not v.holdout:
+            raise ConfigError("validation needs dev queries: set validation.holdout (a fraction of data.dataset's "
+                              "queries) or validation.dataset.")
+        if v.holdout and d.folds:
+            raise ConfigError("validation.holdout and data.folds both take queries out of training; use one.")
+        _positive_int(v.depth, "validation.depth")
+        _positive_int(v.batch_size, "validation.batch_size")
+        if v.patience < 0 or v.max_queries < 0:
+            raise ConfigError("validation.patience and validation.max_queries must be >= 0.")
 
 
 # -- helpers -----------------------------------------------------------------------------------
 def _positive_int(value: Any, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{name}={value!r} must be a positive integer.")
-
-
-def _is_union(hint: Any) -> bool:
-    return get_origin(hint) in (Union, types.UnionType)
-
-
-def _type_ok(value: Any, hint: Any) -> bool:
-    """Whether a TOML value fits a (simple) type hint."""
-    if hint is Any:
-        return True
-    origin = get_origin(hint)
-    if _is_union(hint):
-        return any(_type_ok(value, h) for h in get_args(hint))
-    if hint is type(None):
-        return value is None
-    if origin is list:
-        (item,) = get_args(hint) or (Any,)
-        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
-    if origin is dict:
-        return isinstance(value, dict)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, hint)
-
-
-def _build(cls: type, data: Any, where: str):
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a table of settings, got {type(data).__name__}.")
-    hints = get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in hints:
-            raise ConfigError(f"{where}: unknown key {key!r}; valid keys are {', '.join(names)}.")
-        hint = hints[key]
-        if value == "none" and _is_union(hint) and type(None) in get_args(hint):
-            value = None  # TOML has no null; "none" switches an optional setting off
-        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-            kwargs[key] = _build(hint, value, f"{where} [{key}]")
-            continue
-        if not _type_ok(value, hint):
-            raise ConfigError(f"{where}: {key}={value!r} has the wrong type; expected {_hint_name(hint)}.")
-        if isinstance(value, int) and not isinstance(value, bool) and (
-            hint is float or (_is_union(hint) and float in get_args(hint) and int not in get_args(hint))
-        ):
-            value = float(value)
-        if isinstance(value, list) and get_args(hint) and get_args(hint)[0] is float:
-            value = [float(v) for v in value]
-        kwargs[key] = value
-    return cls(**kwargs)
-
-
-def _hint_name(hint: Any) -> str:
-    if isinstance(hint, type):
-        return hint.__name__
-    return str(hint).replace("typing.", "").replace("NoneType", "None")
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            raise ConfigError(f"{value} cannot be written to TOML.")
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    raise ConfigError(f"cannot write {value!r} to TOML.")

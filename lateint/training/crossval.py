@@ -5,8 +5,10 @@ re-rankers are often evaluated: the queries are split into k folds, a model is t
 of them and re-ranks the first-stage candidates of the held-out fold, and the k held-out runs are
 merged into one test run that covers every query once and was never trained on.
 
-Every part resumes: a fold's training from its checkpoints, its re-ranking query by query, and
-the merge and evaluation are redone from the fold runs. Rerunning the same call after an
+Every part resumes: a finished fold is recorded (``folds/fold<k>.json`` in a
+:class:`~lateint.records.RecordStore`, as a sweep records its points) and skipped, an unfinished
+fold's training resumes from its checkpoints and its re-ranking query by query, and the merge and
+evaluation are redone from the fold runs. Rerunning the same call after an
 interruption loses and duplicates nothing.
 """
 
@@ -17,16 +19,20 @@ import json
 import logging
 import shutil
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from lateint.errors import ConfigError, InputError
+from lateint.records import RecordStore
 from lateint.training.config import TrainConfig
 from lateint.training.groups import judged_query_ids, kfold
 
 logger = logging.getLogger(__name__)
 
 RECORD_FILE = "crossval.json"
+#: The record store of finished folds, in the cross-validation's folder.
+FOLDS_FOLDER = "folds"
 
 
 @dataclass
@@ -41,6 +47,7 @@ class FoldRecord:
         runs: split -> the fold's TREC run of its held-out queries.
         median_latency_ms: split -> median per-query re-rank time of the queries scored in
             this call (None where every query was already in the run).
+        latencies_ms: split -> the per-query re-rank times behind that median.
     """
 
     fold: int
@@ -49,6 +56,7 @@ class FoldRecord:
     train: dict[str, Any]
     runs: dict[int, str]
     median_latency_ms: dict[int, float | None] = field(default_factory=dict)
+    latencies_ms: dict[int, list[float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -98,6 +106,8 @@ def cross_validate(
     evaluate_runs: bool = True,
     keep_caches: bool = False,
     progress: bool = True,
+    folds: Sequence[int] | None = None,
+    max_test_queries: int = 0,
 ) -> CrossValidation:
     """Train and test ``config`` by k-fold cross-validation over the queries of ``config.data``.
 
@@ -116,6 +126,10 @@ def cross_validate(
         keep_caches: keep the document caches built to re-rank each fold (deleted by default
             once the fold's run is complete).
         progress: show progress bars.
+        folds: run only these folds (a long cross-validation split across jobs, or a quick
+            check); the merged runs then cover their held-out queries only. None runs every fold.
+        max_test_queries: re-rank only the first this many held-out queries of each fold (a quick
+            check); 0 re-ranks them all.
 
     Returns:
         A :class:`CrossValidation`; it is also written to ``<out>/crossval.json``, the merged runs
@@ -126,7 +140,6 @@ def cross_validate(
     """
     from lateint.data import load_dataset, read_run, write_run
     from lateint.evaluation import evaluate
-    from lateint.modeling.heads import PairHead
     from lateint.pipeline.rerank_run import rerank_dataset
     from lateint.ranker import SplitRanker
     from lateint.training.trainer import Trainer
@@ -142,35 +155,54 @@ def cross_validate(
     ds = load_dataset(data.dataset)
     queries, qrels = ds.queries(), ds.qrels()
     qids = judged_query_ids(queries, qrels)
-    folds = kfold(qids, data.folds, config.seed)
+    all_folds = kfold(qids, data.folds, config.seed)
+    chosen = list(range(data.folds)) if folds is None else sorted(set(folds))
+    if any(not 0 <= f < data.folds for f in chosen):
+        raise ConfigError(f"folds {chosen} must be in 0..{data.folds - 1}.")
     candidates = ds.candidates(data.run, depth or data.depth)
 
+    store = RecordStore(folder / FOLDS_FOLDER)
     records: list[FoldRecord] = []
     splits: list[int] | None = None
-    for fold, (_, test_qids) in enumerate(folds):
+    for fold in chosen:
+        train_fold_qids, test_qids = all_folds[fold]
+        if max_test_queries:
+            test_qids = test_qids[:max_test_queries]
+        done = store.get(f"fold{fold}")
+        if done is not None:
+            by_split = ("runs", "median_latency_ms", "latencies_ms")
+            record = FoldRecord(**{**done, **{k: {int(L): v for L, v in done.get(k, {}).items()} for k in by_split}})
+            records.append(record)
+            splits = splits or sorted(record.runs)
+            logger.info("cross-validation: fold %d was finished earlier", fold + 1)
+            continue
         fold_dir = folder / f"fold{fold}"
         fold_config = dataclasses.replace(config, output=str(fold_dir), data=dataclasses.replace(data, fold=fold))
         logger.info("cross-validation: fold %d of %d (%d held-out queries)", fold + 1, data.folds, len(test_qids))
         trainer = Trainer(fold_config)
         result = trainer.train(resume=True)
-        train_qids = sorted({g.qid for g in trainer.groups})
+        groups = trainer.groups
+        train_qids = sorted({g.qid for g in groups}) if groups is not None else train_fold_qids
         ranker = SplitRanker.from_pretrained(result.model_path)
         del trainer
         if splits is None:
-            splits = evaluated_splits(config, ranker.num_layers, isinstance(ranker.head, PairHead))
+            splits = evaluated_splits(config, ranker.num_layers, ranker.head.compares_sides)
         held_out = {q: candidates[q] for q in test_qids if q in candidates}
-        runs, latency = {}, {}
+        runs, latency, latencies = {}, {}, {}
         for L in splits:
-            ranker.set_split(L)
+            at_L = ranker.at(L)
             run_path = fold_dir / f"test-L{L}.trec"
             caches = fold_dir / f"test-L{L}.caches"
-            report = rerank_dataset(ranker, ds, held_out, run_path, tag=f"crossval-fold{fold}-L{L}", storage=storage,
+            report = rerank_dataset(at_L, ds, held_out, run_path, tag=f"crossval-fold{fold}-L{L}", storage=storage,
                                     cache_root=caches, progress=progress)
             if not keep_caches:
                 shutil.rmtree(caches, ignore_errors=True)
             runs[L] = str(run_path)
             latency[L] = report.median_latency_ms if report.latencies_ms else None
-        records.append(FoldRecord(fold, train_qids, list(test_qids), result.to_dict(), runs, latency))
+            latencies[L] = list(report.latencies_ms)
+        record = FoldRecord(fold, train_qids, list(test_qids), result.to_dict(), runs, latency, latencies)
+        store.put(f"fold{fold}", dataclasses.asdict(record))
+        records.append(record)
 
     merged_paths: dict[int, Path] = {}
     for L in splits or []:
@@ -186,7 +218,7 @@ def cross_validate(
 
     evaluation = None
     if evaluate_runs and merged_paths:
-        judged = set(qids)
+        judged = {q for rec in records for q in rec.test_qids}  # every judged query when every fold ran
         first_stage = {q: dict(ranked) for q, ranked in candidates.items() if q in judged}
         named = {"first stage": first_stage, **{f"L={L}": str(p) for L, p in merged_paths.items()}}
         evaluation = evaluate(ds, named, baseline="first stage")

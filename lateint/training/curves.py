@@ -7,8 +7,10 @@ from pathlib import Path
 
 from lateint.errors import InputError
 
+#: The dev nDCG@10 a validation adds to a loss-log record.
+DEV_KEY = "dev_ndcg@10"
 #: Fields of a loss-log record that are not loss terms.
-NOT_LOSSES = {"step", "lr", "split", "seconds"}
+NOT_LOSSES = {"step", "lr", "split", "seconds", DEV_KEY}
 
 
 def read_loss_log(path: str | Path) -> list[dict]:
@@ -39,7 +41,8 @@ def plot_loss_curve(loss_log: str | Path, path: str | Path, *, window: int = 10)
     """Draw every loss term of ``loss_log`` against the step into the PNG ``path``.
 
     Each term is drawn raw (faint) and as a moving average over ``window`` steps; the learning
-    rate goes on a second panel, and in dial mode the split of each step is marked on it.
+    rate goes on a second panel, and in dial mode the split of each step is marked on it. Dev
+    nDCG@10, where the run validated, is drawn against its own axis on the loss panel.
     Returns ``path``.
     """
     import matplotlib
@@ -63,7 +66,16 @@ def plot_loss_curve(loss_log: str | Path, path: str | Path, *, window: int = 10)
         ax.plot(steps, smooth, color=line.get_color(), label=term, linewidth=1.8)
     ax.set_ylabel("loss")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    dev = [(r["step"], r[DEV_KEY]) for r in rows if isinstance(r.get(DEV_KEY), (int, float))]
+    if dev:
+        ax_dev = ax.twinx()
+        dev_line, = ax_dev.plot([s for s, _ in dev], [v for _, v in dev], color="black", marker="o",
+                                markersize=3, linewidth=1.4)
+        ax_dev.set_ylabel("dev nDCG@10")
+        handles.append(dev_line)
+        labels.append("dev nDCG@10")
+    ax.legend(handles, labels, fontsize=8)
     ax_lr.plot(steps, [r.get("lr", float("nan")) for r in rows], color="grey")
     ax_lr.set_ylabel("learning rate")
     ax_lr.set_xlabel("optimizer step")

@@ -33,6 +33,8 @@ class TrainingGroup:
         doc_ids: the documents' ids, positive first.
         docs: the documents' texts, aligned with ``doc_ids``.
         labels: 1.0 for the positive, 0.0 for negatives, aligned with ``doc_ids``.
+        teacher_scores: the teacher's scores of the documents when they come with the data
+            (a score file), aligned with ``doc_ids``; None otherwise.
     """
 
     qid: str
@@ -40,6 +42,7 @@ class TrainingGroup:
     doc_ids: tuple[str, ...]
     docs: tuple[str, ...]
     labels: tuple[float, ...]
+    teacher_scores: tuple[float, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.doc_ids)
@@ -199,12 +202,13 @@ def judged_query_ids(queries: Mapping[str, str], qrels: Mapping[str, Mapping[str
     return sorted(q for q in qrels if q in queries)
 
 
-def groups_from_dataset(settings, seed: int = 0) -> list[TrainingGroup]:
+def groups_from_dataset(settings, seed: int = 0, validation=None) -> list[TrainingGroup]:
     """Training groups for :class:`~lateint.training.config.DataSettings` from ``lateint.data``.
 
     Loads ``settings.dataset`` with :func:`lateint.data.load_dataset`, takes the candidates of
-    ``settings.run`` to ``settings.depth``, applies the fold split and the query limit, and calls
-    :func:`build_groups`.
+    ``settings.run`` to ``settings.depth``, leaves out the dev queries that ``validation`` (a
+    :class:`~lateint.training.config.ValidationSettings`) holds out, applies the fold split and the
+    query limit, and calls :func:`build_groups`.
     """
     from lateint.data import load_dataset
 
@@ -214,6 +218,11 @@ def groups_from_dataset(settings, seed: int = 0) -> list[TrainingGroup]:
     queries = ds.queries()
     qrels = ds.qrels()
     qids = judged_query_ids(queries, qrels)
+    if validation is not None and validation.holdout and validation.dataset in ("", settings.dataset):
+        from lateint.training.validation import holdout_queries
+
+        dev = set(holdout_queries(qids, validation.holdout, seed))
+        qids = [q for q in qids if q not in dev]
     if settings.folds:
         qids = kfold(qids, settings.folds, seed)[settings.fold][0]
     if settings.max_queries and len(qids) > settings.max_queries:

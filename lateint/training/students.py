@@ -1,4 +1,4 @@
-"""Students made from a teacher's layers.
+"""Student and teacher loading, and students made from a teacher's layers.
 
 A shallower student starts from a subset of the teacher's transformer layers (every other layer,
 the first k, or explicit ones) with the teacher's embeddings and head; the copied layers keep the
@@ -9,12 +9,18 @@ intermediate-layer distillation (:func:`kept_layer_map`).
 from __future__ import annotations
 
 import copy
+import json
+import random
 from collections.abc import Sequence
+from pathlib import Path
 
 from torch import nn
 
 from lateint.errors import ConfigError
 from lateint.ranker import SplitRanker
+
+#: Written next to a checkpoint's model: the teacher layers a cut-down student kept.
+KEPT_LAYERS_FILE = "kept_layers.json"
 
 
 def select_layers(num_layers: int, selection: str | Sequence[int], k: int | None = None) -> list[int]:
@@ -104,5 +110,109 @@ def student_from_teacher(
         split = min(teacher.split, limit)
     if split > M:
         raise ConfigError(f"split={split} is out of range: the student has {M} layers.")
-    student.set_split(split, layout)
-    return student
+    return student.at(split, layout)
+
+
+# -- loading the models of a run ----------------------------------------------------------------
+def load_student(config, resume_from: Path | None = None, model_folder: str = "model") -> tuple[SplitRanker, list[int] | None]:
+    """The student a :class:`~lateint.training.config.TrainConfig` describes, and the teacher
+    layers it kept (None when it was not cut from a deeper model).
+
+    Args:
+        config: the run's config.
+        resume_from: a checkpoint folder to load the student from instead.
+        model_folder: the checkpoint's model subfolder.
+    """
+    c = config
+    lengths = dict(max_query_length=c.data.max_query_length, max_doc_length=c.data.max_doc_length)
+    if resume_from is not None:
+        student = SplitRanker.from_pretrained(resume_from / model_folder, split=c.split, layout=c.layout, **lengths)
+        kept_file = resume_from / KEPT_LAYERS_FILE
+        kept = json.loads(kept_file.read_text()) if kept_file.is_file() else None
+        return student, kept
+    if c.student_layers is None:
+        student = SplitRanker.from_pretrained(
+            c.model, split=c.split, head=c.head, layout=c.layout, num_layers=c.num_layers,
+            seed=c.seed, **lengths, **c.head_options,
+        )
+        return student, None
+    first_k = c.student_layers == "first_k"
+    base = SplitRanker.from_pretrained(
+        c.model, split=0, head=c.head,
+        num_layers=None if first_k else c.num_layers, seed=c.seed, **lengths, **c.head_options,
+    )
+    kept = select_layers(base.num_layers, c.student_layers, c.num_layers if first_k else None)
+    if c.split > len(kept):
+        raise ConfigError(f"split={c.split} is out of range: the student keeps {len(kept)} layers.")
+    return student_from_teacher(base, kept, split=c.split, layout=c.layout), kept
+
+
+def load_teacher(config) -> SplitRanker | None:
+    """The run's teacher (``distill.teacher``) at its split, frozen; None without one."""
+    c = config
+    if not c.distill.teacher:
+        return None
+    teacher = SplitRanker.from_pretrained(
+        c.distill.teacher, split=c.distill.teacher_split, layout=c.distill.teacher_layout,
+        max_query_length=c.data.max_query_length, max_doc_length=c.data.max_doc_length, seed=c.seed,
+    )
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def check_mimicry_pair(student: SplitRanker, teacher: SplitRanker) -> None:
+    """DeFormer's mimicry compares upper layers one to one: same depth and width, or ConfigError."""
+    if teacher.num_layers != student.num_layers or teacher.encoder.hidden_size != student.encoder.hidden_size:
+        raise ConfigError(
+            "loss.mimicry compares the student's and teacher's upper layers one to one: they need the "
+            f"same depth and width (student T={student.num_layers}, H={student.encoder.hidden_size}; "
+            f"teacher T={teacher.num_layers}, H={teacher.encoder.hidden_size})."
+        )
+
+
+def intermediate_module(config, student: SplitRanker, teacher: SplitRanker, kept: list[int] | None, seed: int):
+    """TinyBERT's intermediate-layer module for this student and teacher (its projections seeded
+    with ``seed``); a student cut from the teacher learns each layer from the one it was copied from."""
+    import torch
+
+    from lateint.training.losses import IntermediateDistillation
+
+    loss = config.loss
+    layer_map = loss.layer_map
+    if layer_map is None and kept is not None and config.distill.teacher == config.model:
+        layer_map = kept_layer_map(kept)
+    s_heads, t_heads = student.encoder.num_heads, teacher.encoder.num_heads
+    torch.manual_seed(seed)
+    return IntermediateDistillation(
+        student.encoder.hidden_size, teacher.encoder.hidden_size, student.num_layers, teacher.num_layers,
+        layer_map=layer_map, average_heads=s_heads != t_heads,
+        embedding=loss.intermediate_embedding, hidden=loss.intermediate_hidden,
+        attention=loss.intermediate_attention,
+    )
+
+
+# -- dial training: which split each step trains ------------------------------------------------
+def dial_choices(dial, student: SplitRanker) -> tuple[list[int], list[float] | None]:
+    """The splits a dial run samples from and their weights (one split without dial training)."""
+    T = student.num_layers
+    if not dial.enabled:
+        return [student.split], None
+    top = T if student.head.compares_sides else T - 1
+    splits = list(dial.splits) if dial.splits is not None else list(range(0, top + 1))
+    bad = [L for L in splits if not 0 <= L <= top]
+    if bad:
+        raise ConfigError(
+            f"dial.splits {bad} are out of range: this student (T={T}, head={student.config.head.kind}) "
+            f"runs splits 0..{top}."
+        )
+    return splits, list(dial.weights) if dial.weights is not None else None
+
+
+def split_for_step(step: int, splits: Sequence[int], weights: Sequence[float] | None, seed: int) -> int:
+    """The split trained at ``step``, drawn from the step number alone so that resuming and every
+    process agree."""
+    if len(splits) == 1:
+        return splits[0]
+    return random.Random(f"dial:{seed}:{step}").choices(list(splits), weights)[0]

@@ -1,10 +1,11 @@
-"""Teacher scores for every training pair, computed once and cached in a JSON file.
+"""Teacher scores for every training pair, computed once and cached in a JSON-lines file.
 
 Score distillation needs the teacher's score of every (query, document) pair the student trains
 on. They are computed with :meth:`SplitRanker.score` before training and stored keyed by
 ``(query id, document id)`` together with the teacher's fingerprint (a hash of its configuration
 and weights), so a rerun, a resumed run or another student with the same teacher reuses them; a
-file written by a different teacher is recomputed, never silently reused.
+file written by a different teacher is recomputed, never silently reused. New scores are
+appended to the file, never rewritten whole, and only by one process.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from lateint.training.groups import TrainingGroup
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "lateint-teacher-scores/1"
+FORMAT = "lateint-teacher-scores/2"
 
 
 def teacher_fingerprint(teacher: SplitRanker) -> str:
@@ -52,6 +53,7 @@ class TeacherScores:
         self.fingerprint = fingerprint
         self.scores = dict(scores or {})
         self.computed = 0
+        self.new_keys: list[tuple[str, str]] = []
 
     def __getitem__(self, key: tuple[str, str]) -> float:
         return self.scores[key]
@@ -69,39 +71,73 @@ class TeacherScores:
     # -- file ------------------------------------------------------------------------------------
     @classmethod
     def read(cls, path: str | os.PathLike, fingerprint: str) -> "TeacherScores":
-        """Read ``path`` if it exists and was written for ``fingerprint``; else an empty cache."""
+        """Read ``path`` if it exists and was written for ``fingerprint``; else an empty cache.
+
+        The file is JSON lines: a header ``{"format", "fingerprint"}``, then one
+        ``[qid, doc_id, score]`` per line. A last line cut short (a writer killed mid-append) is
+        ignored: its scores are computed again.
+        """
         path = Path(path)
         if not path.is_file():
             return cls(fingerprint)
+        lines = path.read_text(encoding="utf-8").split("\n")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            stored = data["fingerprint"]
-            rows = data["scores"]
-            scores = {(qid, doc): float(s) for qid, docs in rows.items() for doc, s in docs.items()}
+            header = json.loads(lines[0])
+            stored = header["fingerprint"]
+            fmt = header.get("format")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CorruptionError(
                 f"teacher score cache {path} is unreadable ({exc}); delete it to recompute the scores."
             ) from exc
-        if data.get("format") != FORMAT or stored != fingerprint:
+        if fmt != FORMAT or stored != fingerprint:
             logger.warning("%s was computed by another teacher (or format); recomputing its scores", path)
             return cls(fingerprint)
+        scores: dict[tuple[str, str], float] = {}
+        body = lines[1:]
+        for number, line in enumerate(body, start=2):
+            if not line.strip():
+                continue
+            try:
+                qid, doc, score = json.loads(line)
+                scores[(str(qid), str(doc))] = float(score)
+            except (ValueError, TypeError) as exc:
+                if number == len(body) + 1:  # the unfinished last line of an interrupted append
+                    break
+                raise CorruptionError(
+                    f"{path}:{number} is not a teacher score ({exc}); delete the file to recompute the scores."
+                ) from exc
         return cls(fingerprint, scores)
 
     def write(self, path: str | os.PathLike) -> Path:
-        """Write the cache atomically (a partial file never replaces a good one)."""
+        """Write the whole cache atomically (a partial file never replaces a good one).
+
+        Only one process may write a cache file: the temporary file carries the writer's pid.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        rows: dict[str, dict[str, float]] = {}
-        for (qid, doc), s in sorted(self.scores.items()):
-            rows.setdefault(qid, {})[doc] = s
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"format": FORMAT, "fingerprint": self.fingerprint, "scores": rows}), encoding="utf-8")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps({"format": FORMAT, "fingerprint": self.fingerprint}) + "\n")
+            for (qid, doc), s in sorted(self.scores.items()):
+                f.write(json.dumps([qid, doc, s]) + "\n")
         os.replace(tmp, path)
+        return path
+
+    def append(self, path: str | os.PathLike, keys: Sequence[tuple[str, str]]) -> Path:
+        """Append the scores of ``keys`` to ``path`` (written whole first when it is missing,
+        unreadable to this cache, or does not end with a complete line)."""
+        path = Path(path)
+        if not _appendable(path, self.fingerprint):
+            return self.write(path)
+        with open(path, "a", encoding="utf-8") as f:
+            for key in keys:
+                f.write(json.dumps([key[0], key[1], self.scores[key]]) + "\n")
         return path
 
     # -- computing ---------------------------------------------------------------------------------
     def fill(self, teacher: SplitRanker, groups: Sequence[TrainingGroup], *, batch_size: int = 64, progress: bool = False) -> int:
-        """Score the pairs of ``groups`` that are not cached yet; returns how many were scored."""
+        """Score the pairs of ``groups`` that are not cached yet, on the teacher's device; returns
+        how many were scored (their keys are in :attr:`new_keys`)."""
         todo: dict[tuple[str, str], tuple[str, str]] = {}
         for g in groups:
             for doc_id, text in zip(g.doc_ids, g.docs):
@@ -109,6 +145,7 @@ class TeacherScores:
                 if key not in self.scores and key not in todo:
                     todo[key] = (g.query, text)
         self.computed = len(todo)
+        self.new_keys = list(todo)
         if todo:
             keys = list(todo)
             values = teacher.score(
@@ -118,6 +155,20 @@ class TeacherScores:
         return self.computed
 
 
+def _appendable(path: Path, fingerprint: str) -> bool:
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    with open(path, "rb") as f:
+        first = f.readline()
+        f.seek(-1, os.SEEK_END)
+        ends_cleanly = f.read(1) == b"\n"
+    try:
+        header = json.loads(first)
+    except ValueError:
+        return False
+    return ends_cleanly and header.get("format") == FORMAT and header.get("fingerprint") == fingerprint
+
+
 def cached_teacher_scores(
     teacher: SplitRanker,
     groups: Sequence[TrainingGroup],
@@ -125,13 +176,18 @@ def cached_teacher_scores(
     *,
     batch_size: int = 64,
     progress: bool = False,
+    write: bool = True,
 ) -> TeacherScores:
     """The teacher's scores of every pair in ``groups``, from ``path`` where possible.
 
-    Pairs already in the file (written by the same teacher) are reused; the others are scored and
-    the file is rewritten with all of them.
+    Pairs already in the file (written by the same teacher) are reused; the others are scored on
+    the teacher's device and appended to the file.
+
+    Args:
+        write: whether this process writes the file; in a data-parallel run only the main process
+            does, and the others read the file it wrote.
     """
     cache = TeacherScores.read(path, teacher_fingerprint(teacher))
-    if cache.fill(teacher, groups, batch_size=batch_size, progress=progress):
-        cache.write(path)
+    if cache.fill(teacher, groups, batch_size=batch_size, progress=progress) and write:
+        cache.append(path, cache.new_keys)
     return cache

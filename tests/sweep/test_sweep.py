@@ -20,7 +20,7 @@ def test_default_config_is_the_dl19_minilm_sweep():
 
 @pytest.mark.parametrize("raw,message", [
     ({"models": [{"path": "m"}], "colour": {}}, "unknown section"),
-    ({"models": [{"path": "m", "size": 3}]}, r"unknown key\(s\) \['size'\] in \[models\]"),
+    ({"models": [{"path": "m", "size": 3}]}, r"\[models\]: unknown key 'size'"),
     ({"models": []}, "at least one"),
     ({"models": [{"path": "m"}], "points": {"splits": "some"}}, "list of integers"),
     ({"models": [{"path": "m"}], "points": {"storage": ["bf4"]}}, "bf4"),

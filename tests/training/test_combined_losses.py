@@ -1,4 +1,4 @@
-"""The Simplified TinyBERT objective and DeFormer's upper-layer mimicry."""
+"""The training objective (Simplified TinyBERT's and DeFormer's sums of terms) and DeFormer's upper-layer mimicry."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from lateint.errors import ConfigError, InputError
+from lateint.training.config import LossSettings
 from lateint.training.losses import (
     IntermediateDistillation,
-    SimplifiedTinyBertLoss,
-    deformer_loss,
+    combine_terms,
     hidden_mse,
     listwise_ce,
     listwise_kl,
@@ -34,12 +34,24 @@ def _group(seed: int, batch: int = 2, n: int = 3, seq: int = 4):
     return s, t, s_hidden, t_hidden, s_att, t_att
 
 
+def _settings(**kw):
+    return LossSettings(**{"hard": "listwise_ce", "soft": None, **kw})
+
+
+def _first_column(s):
+    labels = torch.zeros_like(s)
+    labels[:, 0] = 1
+    return labels
+
+
 def test_simplified_tinybert_combines_terms_in_one_step():
     s, t, s_hidden, t_hidden, s_att, t_att = _group(0)
     inter = IntermediateDistillation(4, 6, 2, 4)
-    loss = SimplifiedTinyBertLoss(0.5, 2.0, 3.0, temperature=2.0, intermediate=inter)
-    total, terms = loss(s, t, student_hidden=s_hidden, teacher_hidden=t_hidden,
-                        student_attentions=s_att, teacher_attentions=t_att)
+    settings = _settings(soft="kl", temperature=2.0, intermediate=True, intermediate_weight=0.5,
+                         soft_weight=2.0, hard_weight=3.0)
+    total, terms = combine_terms(settings, s, _first_column(s), None, t, intermediate=inter,
+                                 student_hidden=s_hidden, teacher_hidden=t_hidden,
+                                 student_attentions=s_att, teacher_attentions=t_att)
     parts = inter(s_hidden, t_hidden, s_att, t_att)
     soft = listwise_kl(s, t, temperature=2.0)
     hard = listwise_ce(s)
@@ -50,16 +62,13 @@ def test_simplified_tinybert_combines_terms_in_one_step():
     assert torch.allclose(total, 0.5 * intermediate + 2.0 * soft + 3.0 * hard)
     total.backward()
     assert s.grad is not None and all(h.grad is not None for h in s_hidden)
-    # the projections belong to the loss module, so its parameters go to the optimiser
-    assert {id(p) for p in inter.parameters()} <= {id(p) for p in loss.parameters()}
     assert inter.hidden_projection.weight.grad is not None
 
 
 def test_simplified_tinybert_by_hand_without_intermediate():
     s = torch.tensor([[2.0, 0.0]])
     t = torch.tensor([[0.0, 0.0]])
-    loss = SimplifiedTinyBertLoss(0.0, 1.0, 1.0, temperature=1.0)
-    total, terms = loss(s, t)
+    total, terms = combine_terms(_settings(soft="kl"), s, _first_column(s), None, t)
     # hard: log(1 + e^-2) = 0.126928
     # soft: p = (1/2, 1/2), q = (e^2, 1) / (e^2 + 1): KL = -1/2 log(4 q0 q1) = -1/2 log(4 e^2 / (e^2 + 1)^2)
     q0 = math.exp(2) / (math.exp(2) + 1)
@@ -74,39 +83,37 @@ def test_simplified_tinybert_selectable_soft_and_hard():
     s, t, *_ = _group(1)
     labels = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
     mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
-    loss = SimplifiedTinyBertLoss(0.0, 1.0, 1.0, soft="mse", hard="bce")
-    total, terms = loss(s, t, labels, mask)
+    total, terms = combine_terms(_settings(soft="mse", hard="bce"), s, labels, mask, t)
     assert torch.allclose(terms["soft"], score_mse(s, t, mask))
     assert torch.allclose(terms["hard"], pointwise_bce(s, labels, mask))
     assert torch.allclose(total, terms["soft"] + terms["hard"])
 
 
+def test_hard_scale_multiplies_the_scores_of_the_hard_term_only():
+    s, t, *_ = _group(3)
+    total, terms = combine_terms(_settings(soft="mse"), s, _first_column(s), None, t, hard_scale=20.0)
+    assert torch.allclose(terms["hard"], listwise_ce(s * 20.0))
+    assert torch.allclose(terms["soft"], score_mse(s, t))
+
+
 def test_simplified_tinybert_teacher_gets_no_gradient():
     s, t, *_ = _group(2)
     t.requires_grad_()
-    total, _ = SimplifiedTinyBertLoss(0.0, 1.0, 1.0)(s, t)
+    total, _ = combine_terms(_settings(soft="kl"), s, _first_column(s), None, t)
     total.backward()
     assert s.grad is not None and t.grad is None
 
 
-def test_simplified_tinybert_errors():
-    with pytest.raises(ConfigError, match="IntermediateDistillation"):
-        SimplifiedTinyBertLoss(1.0, 1.0, 1.0)
-    with pytest.raises(ConfigError, match="kl, mse"):
-        SimplifiedTinyBertLoss(0.0, 1.0, 1.0, soft="bce")
-    with pytest.raises(ConfigError, match="listwise_ce"):
-        SimplifiedTinyBertLoss(0.0, 1.0, 1.0, hard="kl")
-    with pytest.raises(ConfigError, match="temperature"):
-        SimplifiedTinyBertLoss(0.0, 1.0, 1.0, temperature=0.0)
-    with pytest.raises(ConfigError, match="non-negative"):
-        SimplifiedTinyBertLoss(0.0, -1.0, 1.0)
-    with pytest.raises(ConfigError, match="positive"):
-        SimplifiedTinyBertLoss(0.0, 0.0, 0.0)
-    with pytest.raises(InputError, match="teacher_scores"):
-        SimplifiedTinyBertLoss(0.0, 1.0, 0.0)(torch.zeros(1, 2))
-    inter = IntermediateDistillation(4, 6, 2, 4)
-    with pytest.raises(InputError, match="student_hidden"):
-        SimplifiedTinyBertLoss(1.0, 0.0, 0.0, intermediate=inter)(torch.zeros(1, 2))
+def test_objective_errors():
+    s = torch.zeros(1, 2)
+    with pytest.raises(ConfigError, match="weight 0"):
+        combine_terms(_settings(hard_weight=0.0), s, _first_column(s))
+    with pytest.raises(InputError, match="teacher scores"):
+        combine_terms(_settings(soft="kl", hard=None), s, _first_column(s))
+    with pytest.raises(InputError, match="hidden states"):
+        combine_terms(_settings(intermediate=True), s, _first_column(s))
+    with pytest.raises(InputError, match="IntermediateDistillation"):
+        combine_terms(_settings(intermediate=True), s, _first_column(s), student_hidden=[s], teacher_hidden=[s])
 
 
 # ---------------------------------------------------------------- DeFormer
@@ -141,21 +148,21 @@ def test_upper_layer_mimicry_errors():
         upper_layer_mimicry(states, states[:2], 1)
 
 
-def test_deformer_loss_combines_task_kd_and_mimicry():
+def test_deformer_objective_combines_task_kd_and_mimicry():
     torch.manual_seed(4)
     s = torch.randn(2, 3, requires_grad=True)
     t = torch.randn(2, 3)
     student = [torch.randn(6, 4, 8, requires_grad=True) for _ in range(3)]
     teacher = [torch.randn(6, 4, 8) for _ in range(3)]
-    total, terms = deformer_loss(s, t, student, teacher, split=1, alpha_task=0.5, alpha_kd=2.0,
-                                 alpha_mimicry=3.0, temperature=2.0)
+    settings = _settings(soft="kl", temperature=2.0, mimicry=True, hard_weight=0.5, soft_weight=2.0,
+                         mimicry_weight=3.0)
+    total, terms = combine_terms(settings, s, _first_column(s), None, t, student_hidden=student,
+                                 teacher_hidden=teacher, split=1)
     expected = 0.5 * listwise_ce(s) + 2.0 * listwise_kl(s, t, temperature=2.0) \
         + 3.0 * upper_layer_mimicry(student, teacher, 1)
     assert torch.allclose(total, expected)
-    assert set(terms) == {"task", "kd", "mimicry"}
+    assert set(terms) == {"hard", "soft", "mimicry"}
     total.backward()
     assert s.grad is not None and student[2].grad is not None
     # the lower (separate) layer gets no mimicry gradient
     assert student[1].grad is None
-    with pytest.raises(ConfigError):
-        deformer_loss(s, t, student, teacher, 1, alpha_task=0, alpha_kd=0, alpha_mimicry=0)

@@ -44,13 +44,17 @@ def test_folds_are_held_out_merged_and_resumed(irdata, crossval_config, tmp_path
     assert record["seed"] == 0 and len(record["folds"]) == 3
     assert not list((tmp_path / "cv").glob("fold*/*.caches"))  # caches go once a fold's run is complete
 
-    # Interrupted before fold 1 re-ranked at L=1: the rerun re-ranks only that and trains nothing.
+    # Interrupted before fold 1 re-ranked at L=1 (so before its record was written): the rerun
+    # skips the recorded folds, re-ranks only that run and trains nothing.
     merged_before = result.runs[1].read_text()
     for name in ("test-L1.trec", "test-L1.trec.progress"):
         (tmp_path / "cv" / "fold1" / name).unlink()
+    (tmp_path / "cv" / "folds" / "fold1.json").unlink()
     again = cross_validate(crossval_config, depth=5, progress=False)
-    assert [r.train["resumed_from"] for r in again.folds] == [2, 2, 2]
-    assert [r.median_latency_ms[1] is not None for r in again.folds] == [False, True, False]
+    assert [r.train["resumed_from"] for r in again.folds] == [0, 2, 0]  # folds 0 and 2: their records
+    assert again.folds[0] == result.folds[0] and again.folds[2] == result.folds[2]
+    assert [r.median_latency_ms[0] is not None for r in again.folds] == [True, False, True]
+    assert again.folds[1].median_latency_ms[1] is not None  # re-ranked in this call
     assert again.runs[1].read_text() == merged_before
 
 

@@ -32,7 +32,7 @@ def launch(processes: int, config, groups_file: Path) -> Path:
 
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:
-    return SplitRanker.from_pretrained(folder / "model").state_dict()
+    return SplitRanker.from_pretrained(folder / "final").state_dict()
 
 
 def losses(folder: Path) -> list[float]:
@@ -61,7 +61,7 @@ def test_two_processes_train_as_one_with_the_whole_batch(tmp_path, make_config, 
     for k in w1:
         if not k.endswith(free):
             assert torch.allclose(w1[k], w2[k], atol=1e-4, rtol=1e-4), f"{k}: max diff {(w1[k] - w2[k]).abs().max()}"
-    r1, r2 = SplitRanker.from_pretrained(one / "model"), SplitRanker.from_pretrained(two / "model")
+    r1, r2 = SplitRanker.from_pretrained(one / "final"), SplitRanker.from_pretrained(two / "final")
     for g in tiny_groups:
         s1, s2 = (r.score([g.query] * len(g.docs), list(g.docs)) for r in (r1, r2))
         assert torch.allclose(s1 - s1.mean(), s2 - s2.mean(), atol=1e-4), (s1, s2)

@@ -23,7 +23,7 @@ def test_resume_equals_uninterrupted(make_config, student_model, teacher_model, 
 
     config = make_config(student_model, output=str(tmp_path / "b"), **common)
     partial = Trainer(config, tiny_groups).train(stop_at=5)  # interrupted after step 5; last checkpoint: 4
-    assert partial.steps == 5 and not (tmp_path / "b" / "model").exists()
+    assert partial.steps == 5 and not (tmp_path / "b" / "final").exists()
     checkpoints = sorted(p.name for p in (tmp_path / "b" / "checkpoints").glob("step-*"))
     assert checkpoints == ["step-00000002", "step-00000004"]
     resumed = Trainer(config, tiny_groups).train()

@@ -4,17 +4,17 @@
 * :mod:`.distillation`: teacher-score losses (score MSE, Margin-MSE, listwise KL with τ);
 * :mod:`.intermediate`: TinyBERT embedding, hidden-state and attention-score losses, the layer map
   and :class:`IntermediateDistillation`;
-* :mod:`.combined`: the Simplified TinyBERT one-step objective;
-* :mod:`.deformer`: DeFormer's upper-layer mimicry and its combined objective;
-* :mod:`.registry`: score losses by name with one signature.
+* :mod:`.deformer`: DeFormer's upper-layer mimicry;
+* :mod:`.registry`: score losses by name with one signature (the loss names are defined there);
+* :mod:`.objective`: the training objective, the weighted sum of the enabled terms (Simplified
+  TinyBERT's one-step objective and DeFormer's are instances of it).
 
 Score tensors are ``[B, n]`` (a row of candidates per query, the positive in column 0 where a loss
 needs one); masks have the same shape and mark real candidates with nonzero entries. Teachers are
 always detached.
 """
 
-from lateint.training.losses.combined import HARD_CHOICES, SOFT_CHOICES, SimplifiedTinyBertLoss
-from lateint.training.losses.deformer import deformer_loss, upper_layer_mimicry
+from lateint.training.losses.deformer import upper_layer_mimicry
 from lateint.training.losses.distillation import listwise_kl, margin_mse, score_mse
 from lateint.training.losses.intermediate import (
     IntermediateDistillation,
@@ -30,6 +30,7 @@ from lateint.training.losses.ranking import (
     pointwise_bce,
     ranknet_loss,
 )
+from lateint.training.losses.objective import StudentObjective, combine_terms
 from lateint.training.losses.registry import (
     HARD_LABEL_LOSSES,
     LOSSES,
@@ -40,16 +41,14 @@ from lateint.training.losses.registry import (
 )
 
 __all__ = [
-    "HARD_CHOICES",
     "HARD_LABEL_LOSSES",
     "LOSSES",
     "IntermediateDistillation",
     "LossFn",
-    "SOFT_CHOICES",
     "SOFT_LABEL_LOSSES",
-    "SimplifiedTinyBertLoss",
+    "StudentObjective",
     "attention_score_mse",
-    "deformer_loss",
+    "combine_terms",
     "embedding_mse",
     "first_column_labels",
     "get_loss",
