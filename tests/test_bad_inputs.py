@@ -116,10 +116,10 @@ def _sweep(minilm_path, **changes):
 
 
 @pytest.mark.parametrize("changes,message", [
-    ({"points": {"splits": [1.5]}}, r"each of points.splits must be an integer >= 0, got 1.5"),
+    ({"points": {"splits": [1.5]}}, r"\[points\]: splits=\[1.5\] has the wrong type; expected list\[int\]"),
     ({"points": {"splits": [-1]}}, r"points.splits must be an integer >= 0, got -1"),
     ({"points": {"splits": []}}, "non-empty list"),
-    ({"points": {"storage": "fp16"}}, r"points.storage must be a list such as \[\"fp16\"\], got 'fp16'"),
+    ({"points": {"storage": "fp16"}}, r"\[points\]: storage='fp16' has the wrong type; expected list\[str\]"),
     ({"sweep": {"batch_size": 0}}, r"\[sweep\] batch_size must be an integer >= 1, got 0"),
     ({"data": {"depth": 0}}, r"\[data\] depth must be an integer >= 1"),
     ({"evaluation": {"primary": "MAP"}}, r"primary='MAP' is not among metrics \['nDCG@10'\]"),

@@ -1,0 +1,359 @@
+"""Effectiveness at every interaction depth on BEIR SciFact, with every depth trained.
+
+Protocol (BEIR re-ranking): all 300 ``beir/scifact/test`` queries, the BM25 top-100 of
+``lateint retrieve`` (bm25s, English stemmer, title + text) re-ranked; nDCG@10 over all test
+queries. Training on ``beir/scifact/train`` with a seeded 10% of its queries held out as dev
+queries; negatives from the BM25 top-100 of the training queries; every model starts from
+all-MiniLM-L6-v2 and trains until dev nDCG@10 stops improving (``patience`` validations without a
+new best), and the best dev checkpoint is the one tested.
+
+Points (``kind``):
+* ``untrained``: all-MiniLM-L6-v2 (twin head: mean pooling, cosine) at every L;
+* ``per-L``: one model trained at each L in {0, 2, 4, 5, 6} (twin head), and at L = 0 one with a
+  ``cls`` head;
+* ``dial``: one model trained with the split sampled per batch, tested at every L;
+* ``student``: Margin-MSE (plus listwise CE) from the best L = 0 model (by dev nDCG@10) into
+  students at L in {4, 5, 6} and into a 3-layer student (every other layer) at its twin end.
+
+Resumable: every finished part (first-stage runs, trainings, test runs) is recorded and skipped
+when the script is rerun; an interrupted training resumes from its last checkpoint. Each finished
+point is added to ``summary.json`` at once, so a partial grid is reported as far as it went
+(``status.json`` lists what is still missing).
+
+Writes ``benchmarks/results/effectiveness/scifact/``: ``summary.json`` (the shape below),
+``summary.md`` (table, targets with Holm-corrected paired t-tests), ``runs/*.trec`` (every point's
+TREC run, from which every figure can be recomputed) and ``curves/*.png`` (loss and dev nDCG).
+Models and caches go to ``--work`` (not committed).
+
+Usage: ``python benchmarks/effectiveness_scifact.py [--work DIR] [--device cuda] [--max-steps N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lateint.checkpoints import DEFAULT_MODEL  # noqa: E402
+from lateint.data import load_dataset  # noqa: E402
+from lateint.data.runs import read_run, write_run  # noqa: E402
+from lateint.records import RecordStore  # noqa: E402
+
+OUT = ROOT / "benchmarks" / "results" / "effectiveness" / "scifact"
+TEST, TRAIN = "beir/scifact/test", "beir/scifact/train"
+SPLITS = (0, 2, 4, 5, 6)
+STUDENT_SPLITS = (4, 5, 6)
+DEPTH = 100
+SEED = 0
+
+
+def settings(args) -> dict:
+    """Everything that decides the results (recorded with them)."""
+    return {
+        "model": DEFAULT_MODEL, "seed": SEED, "depth": DEPTH, "max_query_length": 32, "max_doc_length": 256,
+        "max_steps": args.max_steps, "batch_size": 4, "negatives": 7, "lr": 3e-5, "head_lr": 1e-3,
+        "validation": {"every": args.validate_every, "holdout": 0.1, "depth": 30, "max_queries": 0,
+                       "patience": args.patience},
+        "checkpoint_every": args.validate_every, "device": args.device,
+    }
+
+
+# -- first stage ---------------------------------------------------------------------------------
+def bm25_run(dataset_id: str, path: Path, store: RecordStore) -> Path:
+    """The BM25 top-100 of every query of ``dataset_id`` as a TREC run (computed once)."""
+    key = f"bm25-{dataset_id.replace('/', '-')}"
+    if key in store and path.exists():
+        return path
+    from lateint.retrieval import bm25_retrieve, iter_documents
+
+    ds = load_dataset(dataset_id)
+    start = time.perf_counter()
+    ranked = bm25_retrieve(iter_documents(ds), ds.queries(), k=DEPTH, progress=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_run(ranked, path, tag="bm25")
+    store.put(key, {"dataset": dataset_id, "run": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
+                    "queries": len(ranked), "seconds": time.perf_counter() - start})
+    return path
+
+
+def ndcg10(qrels: dict, run: dict, per_query: bool = False):
+    """nDCG@10 (ranx) over every judged query (a query the run misses scores 0), or per query."""
+    import ranx
+
+    qrels = ranx.Qrels({q: r for q, r in qrels.items()})
+    run = ranx.Run({q: {d: float(s) for d, s in docs.items()} for q, docs in run.items()})
+    mean = ranx.evaluate(qrels, run, "ndcg@10", make_comparable=True)
+    return dict(run.scores["ndcg@10"]) if per_query else mean
+
+
+# -- training ------------------------------------------------------------------------------------
+def train_config(s: dict, name: str, work: Path, train_run: Path, *, split: int, head: str = "twin",
+                 dial: bool = False, teacher: str | None = None, student_layers: str | None = None) -> dict:
+    config = {
+        "model": s["model"], "split": split, "head": head, "seed": s["seed"], "steps": s["max_steps"],
+        "batch_size": s["batch_size"], "device": s["device"], "output": str(work / "models" / name),
+        "progress": True,
+        "optim": {"lr": s["lr"], "head_lr": s["head_lr"], "warmup_steps": 50, "schedule": "constant"},
+        "data": {"dataset": TRAIN, "run": str(train_run), "depth": DEPTH, "negatives": s["negatives"],
+                 "max_query_length": s["max_query_length"], "max_doc_length": s["max_doc_length"]},
+        "loss": {"hard": "listwise_ce"},
+        "checkpoint": {"every": s["checkpoint_every"], "keep_last": 1},
+        "validation": {"every": s["validation"]["every"], "holdout": s["validation"]["holdout"],
+                       "run": str(train_run), "depth": s["validation"]["depth"],
+                       "patience": s["validation"]["patience"]},
+    }
+    if head == "twin":
+        config["head_options"] = {"pooling": "mean", "crossing": "cosine"}
+    if dial:
+        config["dial"] = {"enabled": True, "splits": list(SPLITS)}
+    if teacher is not None:
+        config["distill"] = {"teacher": teacher, "teacher_split": 0}
+        config["loss"] = {"hard": "listwise_ce", "soft": "margin_mse"}
+    if student_layers is not None:
+        config["student_layers"] = student_layers
+    return config
+
+
+def train(config: dict, store: RecordStore, name: str) -> dict:
+    """Train (or resume) one model; its record names the best dev checkpoint."""
+    key = f"train-{name}"
+    done = store.get(key)
+    if done is not None:
+        return done
+    from lateint.training.config import TrainConfig
+    from lateint.training.trainer import Trainer
+
+    result = Trainer(TrainConfig.from_dict(config)).train()
+    record = {"name": name, "config": config, **result.to_dict()}
+    store.put(key, record)
+    return record
+
+
+# -- testing -------------------------------------------------------------------------------------
+def test_point(store: RecordStore, work: Path, name: str, kind: str, model: str, split: int, head: str,
+               steps: int, candidates: dict, ds, args) -> dict:
+    """Re-rank the test first stage with ``model`` at ``split``; recorded as one summary point."""
+    key = f"point-{name}"
+    done = store.get(key)
+    if done is not None:
+        return done
+    from lateint import SplitRanker
+    from lateint.pipeline.rerank_run import rerank_dataset
+
+    s = settings(args)
+    options = {"head": head, "pooling": "mean", "crossing": "cosine"} if kind == "untrained" else {}
+    ranker = SplitRanker.from_pretrained(model, max_query_length=s["max_query_length"],
+                                         max_doc_length=s["max_doc_length"], seed=SEED, device=args.device, **options)
+    ranker = ranker.at(split)
+    slug = name.replace(" ", "-").replace("=", "")
+    run_path = OUT / "runs" / f"{slug}.trec"
+    report = rerank_dataset(ranker, ds, candidates, run_path, tag=slug, cache_root=work / "caches" / slug,
+                            storage="fp16", batch_size=128, progress=True)
+    shutil.rmtree(work / "caches" / slug, ignore_errors=True)
+    value = ndcg10(ds.qrels(), read_run(run_path))
+    point = {"name": name, "kind": kind, "split": split, "head": head, "steps": steps, "ndcg@10": round(float(value), 4),
+             "run": str(run_path.relative_to(ROOT)), "ms_per_query": round(report.median_latency_ms, 2),
+             "bytes_per_doc": int(round(report.cache_bytes_per_doc or 0))}
+    store.put(key, point)
+    return point
+
+
+def write_summary(store: RecordStore, first_stage: dict, ds) -> dict:
+    order = {"untrained": 0, "per-L": 1, "dial": 2, "student": 3}
+    points = [store.get(k) for k in store.keys() if k.startswith("point-")]
+    points.sort(key=lambda p: (order[p["kind"]], p["head"] != "twin", p["split"], p["name"]))
+    summary = {"dataset": TEST, "queries": len(ds.queries()), "first_stage": first_stage, "points": points}
+    (OUT / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def targets(summary: dict, ds) -> list[str]:
+    """The targets, met or not, with Holm-corrected paired t-tests on per-query nDCG@10."""
+    from scipy.stats import ttest_rel
+
+    from lateint.evaluation.significance import adjust_p_values
+
+    qrels = ds.qrels()
+    by = {(p["kind"], p["split"], p["head"]): p for p in summary["points"]}
+    per_query = {}
+
+    def scores(p):
+        if p["name"] not in per_query:
+            per_query[p["name"]] = ndcg10(qrels, read_run(ROOT / p["run"]), per_query=True)
+        return per_query[p["name"]]
+
+    def paired(a, b):
+        qa, qb = scores(a), scores(b)
+        qs = sorted(set(qa) | set(qb))
+        return ttest_rel([qa.get(q, 0.0) for q in qs], [qb.get(q, 0.0) for q in qs]).pvalue
+
+    lines = []
+    pairs = [(by.get(("per-L", L, "twin")), by.get(("untrained", L, "twin")), L) for L in (0, 2, 4, 5)]
+    pairs = [(a, b, L) for a, b, L in pairs if a and b]
+    if pairs:
+        adjusted = adjust_p_values([paired(a, b) for a, b, _ in pairs], "holm")
+        wins = [a["ndcg@10"] > b["ndcg@10"] and p < 0.05 for (a, b, _), p in zip(pairs, adjusted)]
+        detail = ", ".join(f"L={L}: {b['ndcg@10']:.4f} -> {a['ndcg@10']:.4f} (Holm p {p:.3g})"
+                           for (a, b, L), p in zip(pairs, adjusted))
+        status = "met" if len(pairs) == 4 and all(wins) else ("not met" if len(pairs) == 4 else "open")
+        lines.append(f"- trained beats untrained at every L in {{0, 2, 4, 5}}: **{status}** ({detail})")
+    twin = by.get(("per-L", 6, "twin"))
+    lower = [p for p in summary["points"] if p["kind"] == "per-L" and p["split"] < 6]
+    if twin and lower:
+        adjusted = adjust_p_values([paired(p, twin) for p in lower], "holm")
+        better = [p for p, q in zip(lower, adjusted) if p["ndcg@10"] > twin["ndcg@10"] and q < 0.05]
+        detail = ", ".join(f"{p['name']} {p['ndcg@10']:.4f} (Holm p {q:.3g})" for p, q in zip(lower, adjusted))
+        lines.append(f"- some L < 6 beats the trained twin ({twin['ndcg@10']:.4f}): "
+                     f"**{'met' if better else 'not met so far'}** ({detail})")
+    l0 = [p for p in summary["points"] if p["kind"] == "per-L" and p["split"] == 0]
+    if l0:
+        best = max(l0, key=lambda p: p["ndcg@10"])
+        lines.append(f"- best L = 0 model reaches nDCG@10 >= 0.70: **{'met' if best['ndcg@10'] >= 0.70 else 'not met'}** "
+                     f"({best['name']}: {best['ndcg@10']:.4f}; BM25 {summary['first_stage']['ndcg@10']:.4f})")
+    dial = {p["split"]: p for p in summary["points"] if p["kind"] == "dial"}
+    gaps = {L: abs(dial[L]["ndcg@10"] - by[("per-L", L, "twin")]["ndcg@10"]) for L in dial if ("per-L", L, "twin") in by}
+    if gaps:
+        worst = max(gaps.values())
+        status = "met" if len(gaps) == len(SPLITS) and worst <= 0.01 else ("not met" if worst > 0.01 else "open")
+        lines.append(f"- dial within 0.01 of per-L at every L: **{status}** (largest gap {worst:.4f}; "
+                     + ", ".join(f"L={L}: {g:.4f}" for L, g in sorted(gaps.items())) + ")")
+    return lines
+
+
+def write_markdown(summary: dict, lines: list[str], missing: list[str], s: dict) -> None:
+    fs = summary["first_stage"]
+    md = [f"# SciFact: effectiveness at every interaction depth", "",
+          f"{summary['dataset']}, {summary['queries']} queries, re-ranking the BM25 top-{DEPTH} "
+          f"(nDCG@10 {fs['ndcg@10']:.4f}). Settings: `{json.dumps(s)}`.", "",
+          "| name | kind | L | head | steps | nDCG@10 | ms/query | bytes/doc |", "|---|---|---:|---|---:|---:|---:|---:|"]
+    for p in summary["points"]:
+        md.append(f"| {p['name']} | {p['kind']} | {p['split']} | {p['head']} | {p['steps']} | {p['ndcg@10']:.4f} | "
+                  f"{p['ms_per_query']:.1f} | {p['bytes_per_doc']} |")
+    md += ["", "## Targets", "", *(lines or ["- no target can be judged yet"]), ""]
+    if missing:
+        md += ["## Not run yet", "", "This grid is incomplete; rerun the script to continue it: " + ", ".join(missing), ""]
+    (OUT / "summary.md").write_text("\n".join(md))
+
+
+def copy_curve(record: dict, name: str) -> None:
+    curve = Path(record["output"]) / "loss_curve.png"
+    if curve.exists():
+        (OUT / "curves").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(curve, OUT / "curves" / f"{name.replace(' ', '-').replace('=', '')}.png")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "results" / "tmp" / "scifact",
+                        help="models, caches and the training first stage (not committed)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--max-steps", type=int, default=3000, help="upper bound; dev nDCG@10 stops training earlier")
+    parser.add_argument("--validate-every", type=int, default=100)
+    parser.add_argument("--patience", type=int, default=3)
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="parts to run: first-stage untrained per-L dial student (default: all, in that order)")
+    args = parser.parse_args()
+    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(SEED)
+    s = settings(args)
+    OUT.mkdir(parents=True, exist_ok=True)
+    store = RecordStore(args.work / "records")
+    saved = args.work / "settings.json"
+    if saved.exists() and json.loads(saved.read_text()) != s:
+        raise SystemExit(f"{args.work} holds a grid with other settings ({saved}); use another --work folder.")
+    args.work.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(s, indent=2))
+    parts = args.only or ["first-stage", "untrained", "per-L", "dial", "student"]
+
+    ds = load_dataset(TEST)
+    test_run = bm25_run(TEST, OUT / "runs" / "bm25.trec", store)
+    train_run = bm25_run(TRAIN, args.work / "bm25-train.trec", store)
+    candidates = {q: sorted(docs.items(), key=lambda x: -x[1])[:DEPTH] for q, docs in read_run(test_run).items()}
+    first_stage = {"name": "bm25", "run": str(test_run.relative_to(ROOT)),
+                   "ndcg@10": round(float(ndcg10(ds.qrels(), read_run(test_run))), 4)}
+    plan: list[tuple[str, callable]] = []
+
+    def point(*a):
+        p = test_point(store, args.work, *a, candidates, ds, args)
+        write_summary(store, first_stage, ds)
+        print(f"{p['name']}: nDCG@10 {p['ndcg@10']:.4f}", flush=True)
+
+    if "untrained" in parts:
+        for L in sorted(SPLITS, reverse=True):  # the cheap ones first
+            plan.append((f"untrained L={L}", lambda L=L: point(f"untrained L={L}", "untrained", s["model"], L, "twin", 0)))
+    per_l = [(L, "twin") for L in (6, 5, 4, 2, 0)] + [(0, "cls")]
+    trained: dict[str, dict] = {}
+
+    def per_l_model(L, head):
+        name = f"per-L L={L}" + (" cls" if head == "cls" else "")
+        rec = train(train_config(s, name.replace(" ", "-").replace("=", ""), args.work, train_run, split=L, head=head),
+                    store, name)
+        trained[name] = rec
+        copy_curve(rec, name)
+        point(name, "per-L", rec["best_path"] or rec["model_path"], L, head, rec["best_step"] or rec["steps"])
+
+    if "per-L" in parts:
+        for L, head in per_l:
+            plan.append((f"per-L L={L} {head}", lambda L=L, head=head: per_l_model(L, head)))
+
+    def dial_model():
+        rec = train(train_config(s, "dial", args.work, train_run, split=4, dial=True), store, "dial")
+        copy_curve(rec, "dial")
+        for L in SPLITS:
+            point(f"dial L={L}", "dial", rec["best_path"] or rec["model_path"], L, "twin", rec["best_step"] or rec["steps"])
+
+    if "dial" in parts:
+        plan.append(("dial", dial_model))
+
+    def students():
+        teachers = [store.get(f"train-per-L L=0{suffix}") for suffix in ("", " cls")]
+        teachers = [t for t in teachers if t is not None]
+        if len(teachers) < 2:
+            print("students wait for both L = 0 models (twin and cls)", flush=True)
+            return
+        teacher = max(teachers, key=lambda t: t["best_dev_ndcg"] or 0.0)
+        path = teacher["best_path"] or teacher["model_path"]
+        for L in STUDENT_SPLITS:
+            name = f"student L={L}"
+            rec = train(train_config(s, f"student-L{L}", args.work, train_run, split=L, teacher=path), store, name)
+            copy_curve(rec, name)
+            point(name, "student", rec["best_path"] or rec["model_path"], L, "twin", rec["best_step"] or rec["steps"])
+        name = "student 3-layer L=3"
+        rec = train(train_config(s, "student-3layer", args.work, train_run, split=3, teacher=path,
+                                 student_layers="every_other"), store, name)
+        copy_curve(rec, name)
+        point(name, "student", rec["best_path"] or rec["model_path"], 3, "twin", rec["best_step"] or rec["steps"])
+
+    if "student" in parts:
+        plan.append(("students", students))
+
+    environment = {"torch": torch.__version__, "machine": platform.machine(), "threads": torch.get_num_threads(),
+                   "python": platform.python_version()}
+    (OUT / "environment.json").write_text(json.dumps({"settings": s, "environment": environment}, indent=2) + "\n")
+    for label, step in plan:
+        print(f"== {label}", flush=True)
+        step()
+    summary = write_summary(store, first_stage, ds)
+    expected = [f"untrained L={L}" for L in SPLITS] + [f"per-L L={L}" for L in SPLITS] + ["per-L L=0 cls"] \
+        + [f"dial L={L}" for L in SPLITS] + [f"student L={L}" for L in STUDENT_SPLITS] + ["student 3-layer L=3"]
+    have = {p["name"] for p in summary["points"]}
+    missing = [n for n in expected if n not in have]
+    lines = targets(summary, ds)
+    write_markdown(summary, lines, missing, s)
+    (OUT / "status.json").write_text(json.dumps({"complete": not missing, "missing": missing}, indent=2) + "\n")
+    print("\n".join(lines))
+    print(f"summary: {OUT / 'summary.json'}" + (f" (incomplete: {len(missing)} points missing)" if missing else ""))
+
+
+if __name__ == "__main__":
+    main()
