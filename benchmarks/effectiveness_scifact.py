@@ -55,6 +55,7 @@ SPLITS = (0, 2, 4, 5, 6)
 STUDENT_SPLITS = (4, 5, 6)
 DEPTH = 100
 SEED = 0
+QUERIES = 300
 
 
 def settings(args) -> dict:
@@ -64,8 +65,14 @@ def settings(args) -> dict:
         "max_steps": args.max_steps, "batch_size": 4, "negatives": 7, "lr": 3e-5, "head_lr": 1e-3,
         "validation": {"every": args.validate_every, "holdout": 0.1, "depth": 30, "max_queries": 0,
                        "patience": args.patience},
-        "checkpoint_every": args.validate_every, "device": args.device,
+        "checkpoint_every": args.validate_every, "device": args.device, "test_queries": args.test_queries,
     }
+
+
+def _shown(path: Path) -> str:
+    """A path as recorded: relative to the repository when inside it."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 # -- first stage ---------------------------------------------------------------------------------
@@ -81,7 +88,7 @@ def bm25_run(dataset_id: str, path: Path, store: RecordStore) -> Path:
     ranked = bm25_retrieve(iter_documents(ds), ds.queries(), k=DEPTH, progress=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_run(ranked, path, tag="bm25")
-    store.put(key, {"dataset": dataset_id, "run": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
+    store.put(key, {"dataset": dataset_id, "run": _shown(path),
                     "queries": len(ranked), "seconds": time.perf_counter() - start})
     return path
 
@@ -162,7 +169,7 @@ def test_point(store: RecordStore, work: Path, name: str, kind: str, model: str,
     shutil.rmtree(work / "caches" / slug, ignore_errors=True)
     value = ndcg10(ds.qrels(), read_run(run_path))
     point = {"name": name, "kind": kind, "split": split, "head": head, "steps": steps, "ndcg@10": round(float(value), 4),
-             "run": str(run_path.relative_to(ROOT)), "ms_per_query": round(report.median_latency_ms, 2),
+             "run": _shown(run_path), "ms_per_query": round(report.median_latency_ms, 2),
              "bytes_per_doc": int(round(report.cache_bytes_per_doc or 0))}
     store.put(key, point)
     return point
@@ -172,7 +179,7 @@ def write_summary(store: RecordStore, first_stage: dict, ds) -> dict:
     order = {"untrained": 0, "per-L": 1, "dial": 2, "student": 3}
     points = [store.get(k) for k in store.keys() if k.startswith("point-")]
     points.sort(key=lambda p: (order[p["kind"]], p["head"] != "twin", p["split"], p["name"]))
-    summary = {"dataset": TEST, "queries": len(ds.queries()), "first_stage": first_stage, "points": points}
+    summary = {"dataset": TEST, "queries": QUERIES, "first_stage": first_stage, "points": points}
     (OUT / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -189,7 +196,7 @@ def targets(summary: dict, ds) -> list[str]:
 
     def scores(p):
         if p["name"] not in per_query:
-            per_query[p["name"]] = ndcg10(qrels, read_run(ROOT / p["run"]), per_query=True)
+            per_query[p["name"]] = ndcg10(qrels, read_run(ROOT / p["run"]), per_query=True)  # ROOT / absolute = absolute
         return per_query[p["name"]]
 
     def paired(a, b):
@@ -260,10 +267,15 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=3000, help="upper bound; dev nDCG@10 stops training earlier")
     parser.add_argument("--validate-every", type=int, default=100)
     parser.add_argument("--patience", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=OUT, help="results folder (default: %(default)s)")
+    parser.add_argument("--test-queries", type=int, default=0,
+                        help="a quick look: only the first N test queries (0: all, the protocol)")
     parser.add_argument("--only", nargs="*", default=None,
                         help="parts to run: first-stage untrained per-L dial student (default: all, in that order)")
     args = parser.parse_args()
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    global OUT
+    OUT = args.out.resolve()
     torch.manual_seed(SEED)
     s = settings(args)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -279,7 +291,11 @@ def main() -> None:
     test_run = bm25_run(TEST, OUT / "runs" / "bm25.trec", store)
     train_run = bm25_run(TRAIN, args.work / "bm25-train.trec", store)
     candidates = {q: sorted(docs.items(), key=lambda x: -x[1])[:DEPTH] for q, docs in read_run(test_run).items()}
-    first_stage = {"name": "bm25", "run": str(test_run.relative_to(ROOT)),
+    if args.test_queries:
+        candidates = {q: candidates[q] for q in sorted(candidates)[: args.test_queries]}
+    global QUERIES
+    QUERIES = len(candidates) if args.test_queries else len(ds.queries())
+    first_stage = {"name": "bm25", "run": _shown(test_run),
                    "ndcg@10": round(float(ndcg10(ds.qrels(), read_run(test_run))), 4)}
     plan: list[tuple[str, callable]] = []
 
