@@ -53,7 +53,7 @@ from lateint.training.students import (
     split_for_step,
 )
 from lateint.training.teacher import TeacherScores, cached_teacher_scores
-from lateint.training.validation import DEV_LOG_KEY, dev_ndcg, dev_set
+from lateint.training.validation import DEV_LOG_KEY, best_of, dev_history, dev_ndcg, dev_set
 
 logger = logging.getLogger(__name__)
 
@@ -412,8 +412,8 @@ class Trainer:
         if c.trackers:
             acc.init_trackers(self.output.name or "lateint", config=_scalars(c.to_dict()))
         # The best dev score so far, and how many validations since it, from the log kept.
-        dev_history = _dev_history(log_path) if ckpt is not None else []
-        best_step, best_value, since_best = _best_of(dev_history)
+        history = dev_history(log_path) if ckpt is not None else []
+        best_step, best_value, since_best = best_of(history)
         # a run that stopped early resumes as finished
         stopped_early = bool(c.validation.patience) and since_best >= c.validation.patience
         end = start if stopped_early else (c.steps if stop_at is None else min(c.steps, stop_at))
@@ -509,32 +509,6 @@ class Trainer:
             if log_path.is_file() and log_path.stat().st_size:
                 plot_loss_curve(log_path, self.output / LOSS_CURVE_FILE)
         return result
-
-
-def _dev_history(log_path: Path) -> list[tuple[int, float]]:
-    """``(step, dev nDCG@10)`` of every validation in a loss log."""
-    if not log_path.is_file():
-        return []
-    out = []
-    for line in log_path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if DEV_LOG_KEY in row:
-            out.append((int(row["step"]), float(row[DEV_LOG_KEY])))
-    return out
-
-
-def _best_of(history: list[tuple[int, float]]) -> tuple[int | None, float | None, int]:
-    """The best step and value of a validation history, and how many validations followed it."""
-    best_step, best_value, since = None, None, 0
-    for step, value in history:
-        if best_value is None or value > best_value:
-            best_step, best_value, since = step, value, 0
-        else:
-            since += 1
-    return best_step, best_value, since
 
 
 def _scalars(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -8,8 +8,10 @@ config's split. Dev sets are small (hundreds of queries), so they are held in me
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 from lateint.errors import InputError
 
@@ -86,3 +88,29 @@ def dev_ndcg(ranker, dev: DevSet, *, batch_size: int = 64) -> float:
     for (q, d), s in zip(pairs, scores):
         run.setdefault(q, {})[d] = float(s)
     return float(ranx.evaluate(ranx.Qrels(dev.qrels), ranx.Run(run), DEV_METRIC))
+
+
+def dev_history(log_path: Path) -> list[tuple[int, float]]:
+    """``(step, dev nDCG@10)`` of every validation in a loss log."""
+    if not log_path.is_file():
+        return []
+    out = []
+    for line in log_path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if DEV_LOG_KEY in row:
+            out.append((int(row["step"]), float(row[DEV_LOG_KEY])))
+    return out
+
+
+def best_of(history: list[tuple[int, float]]) -> tuple[int | None, float | None, int]:
+    """The best step and value of a validation history, and how many validations followed it."""
+    best_step, best_value, since = None, None, 0
+    for step, value in history:
+        if best_value is None or value > best_value:
+            best_step, best_value, since = step, value, 0
+        else:
+            since += 1
+    return best_step, best_value, since
