@@ -254,7 +254,7 @@ def measure_row(section: str, model: str, ranker: SplitRanker, cache: DocCache, 
         build = {"docs": b.documents_added, "tokens": b.tokens_added, "seconds": round(b.seconds, 3),
                  "docs_per_s": round(b.docs_per_second, 1), "tokens_per_s": round(b.tokens_per_second, 0)}
     c = ranker.config
-    return Row(section, model, ranker.num_layers, ranker.split, c.head.kind, c.split.layout, cache.kind, storage,
+    return Row(section, model, ranker.num_layers, ranker.split, c.head.name, c.sides.layout, cache.representation_name, storage,
                precompute, len(cands[0]), len(qids), done, batch_size, mean_s * 1e3, statistics.median(times) * 1e3,
                statistics.mean(flops) / 1e9, statistics.mean(flops_pad) / 1e9, bound * 1e3, mean_s / bound,
                mean_s / bound_pad, build, None, note)
@@ -555,7 +555,7 @@ def breakdown(cls_ranker: SplitRanker, twin_ranker: SplitRanker, data: Data, tmp
         n = len(qids)
         parts = {k: v / n * 1e3 for k, v in best["seconds"].items()}
         parts["other (Python, head, cat/expand, copies)"] = best["total"] / n * 1e3 - sum(parts.values())
-        out.append({"L": L, "precompute": pre, "cache_kind": cache.kind, "queries": n, "repeats": reps,
+        out.append({"L": L, "precompute": pre, "cache_kind": cache.representation_name, "queries": n, "repeats": reps,
                     "total_ms_per_query": best["total"] / n * 1e3, "ms_per_query": parts})
         log(f"breakdown L={L} {pre}: " + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()))
         shutil.rmtree(path, ignore_errors=True)

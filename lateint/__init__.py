@@ -5,7 +5,7 @@ jointly: ``split=0`` is a cross-encoder, ``split=T`` a twin (bi-encoder), anythi
 partial interaction (PreTTR, DeFormer, DC-BERT).
 """
 
-from lateint.config import EncoderSettings, HeadSettings, RankerConfig, SplitSettings
+from lateint.config import EncoderSettings, HeadSettings, RankerConfig, SideSettings
 from lateint.errors import (
     CacheMismatchError,
     ConfigError,
@@ -32,6 +32,6 @@ __all__ = [
     "MissingResourceError",
     "RankerConfig",
     "SplitRanker",
-    "SplitSettings",
+    "SideSettings",
     "rerank",
 ]

@@ -217,7 +217,7 @@ def resolve_config(ckpt: Checkpoint, *, split=None, head=None, layout=None, pool
                    head_options: dict | None = None) -> RankerConfig:
     """The ranker config for ``ckpt`` with the caller's overrides (see ``SplitRanker.from_pretrained``)."""
     head_options = head_options or {}
-    unknown = set(head_options) - set(HeadSettings.__dataclass_fields__) - {"kind"}
+    unknown = set(head_options) - set(HeadSettings.__dataclass_fields__) - {"name"}
     if unknown:
         raise ConfigError(
             f"unknown option(s) {sorted(unknown)}; head options are {sorted(HeadSettings.__dataclass_fields__)}."
@@ -231,49 +231,49 @@ def resolve_config(ckpt: Checkpoint, *, split=None, head=None, layout=None, pool
         )
     if ckpt.format == "lateint":
         config = RankerConfig.from_dict(ckpt.lateint["config"])
-        if head is not None and head != config.head.kind:
+        if head is not None and head != config.head.name:
             raise ConfigError(
-                f"{ckpt.path} holds a trained '{config.head.kind}' head; asking for head={head!r} would "
+                f"{ckpt.path} holds a trained '{config.head.name}' head; asking for head={head!r} would "
                 "discard it. Load its encoder with a new head from the saved folder's config.json instead, "
                 "or omit head=."
             )
     else:
         config = RankerConfig(encoder=EncoderSettings(str(ckpt.path), model_type, num_layers or available))
         if ckpt.format == "sentence-transformers":
-            config.head = HeadSettings(kind="twin", pooling=ckpt.pooling or "mean", crossing="cosine")
+            config.head = HeadSettings(name="twin", pooling=ckpt.pooling or "mean", crossing="cosine")
             if ckpt.max_seq_length:
-                config.split.max_query_length = config.split.max_doc_length = int(ckpt.max_seq_length)
+                config.sides.max_query_length = config.sides.max_doc_length = int(ckpt.max_seq_length)
         else:
-            config.head = HeadSettings(kind="cls", pooler_activation=family_activation(model_type))
+            config.head = HeadSettings(name="cls", pooler_activation=family_activation(model_type))
         config.seed = seed
     if num_layers is not None:
         config.encoder.num_layers = num_layers
     T = config.encoder.num_layers or available
     if head is not None:
-        config.head.kind = head
+        config.head.name = head
     if split is None:
-        split = config.split.split if ckpt.format == "lateint" else (T if config.head.kind in PAIR_HEADS else 0)
+        split = config.split if ckpt.format == "lateint" else (T if config.head.name in PAIR_HEADS else 0)
     for key, value in head_options.items():
         setattr(config.head, key, value)
     if pooling is not None:
         config.head.pooling = pooling
     if crossing is not None:
         config.head.crossing = crossing
-    if ckpt.format != "lateint" or layout is not None or split != config.split.split:
-        config.split.layout = layout or default_layout(split, T, config.head.kind)
-    config.split.split = split
+    if ckpt.format != "lateint" or layout is not None or split != config.split:
+        config.sides.layout = layout or default_layout(split, T, config.head.name)
+    config.split = split
     if max_query_length is not None:
-        config.split.max_query_length = max_query_length
+        config.sides.max_query_length = max_query_length
     if max_doc_length is not None:
-        config.split.max_doc_length = max_doc_length
+        config.sides.max_doc_length = max_doc_length
     else:
         # The default document length is cut to what the model's position table can hold.
         capacity = int(ckpt.config.get("max_position_embeddings", 512))
         if model_type in _ROBERTA_FAMILY:
             capacity -= int(ckpt.config.get("pad_token_id", 1)) + 1
         excess = config.position_budget() - capacity
-        if excess > 0 and config.split.max_doc_length - excess >= 3:
-            config.split.max_doc_length -= excess
+        if excess > 0 and config.sides.max_doc_length - excess >= 3:
+            config.sides.max_doc_length -= excess
     config.encoder.num_layers = T
     config.validate()
     return config
@@ -289,8 +289,8 @@ def _load_backbone(ckpt: Checkpoint, config: RankerConfig) -> tuple[nn.Module, n
     if seqcls:
         model = AutoModelForSequenceClassification.from_pretrained(path, **_load_kwargs())
         backbone = model.base_model
-        if config.head.kind != "cls":
-            logger.warning("%s: discarding its classifier, a new %s head is initialised", path, config.head.kind)
+        if config.head.name != "cls":
+            logger.warning("%s: discarding its classifier, a new %s head is initialised", path, config.head.name)
             return backbone, None
         dense, activation, out = _classifier_parts(model, config.encoder.model_type)
         n_labels = out.out_features
@@ -332,6 +332,7 @@ def load(name_or_path: str | os.PathLike, *, revision: str | None = None, token:
     from transformers import AutoTokenizer
 
     from lateint.modeling.heads import ClsHead, build_head
+    from lateint.modeling.split_encoder import keep_layers
 
     ckpt = inspect(name_or_path, revision=revision, token=token)
     config = resolve_config(ckpt, **overrides)
@@ -341,8 +342,7 @@ def load(name_or_path: str | os.PathLike, *, revision: str | None = None, token:
     if T > available or T < 1:
         raise ConfigError(f"num_layers={T} is out of range: the checkpoint has {available} layers.")
     if T < available:
-        backbone.encoder.layer = nn.ModuleList(list(backbone.encoder.layer)[:T])
-        backbone.config.num_hidden_layers = T
+        keep_layers(backbone, list(range(T)))
     config.encoder.num_layers = T
     if head is None:
         torch.manual_seed(config.seed)

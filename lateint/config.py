@@ -36,11 +36,10 @@ class EncoderSettings:
 
 
 @dataclass
-class SplitSettings:
-    """Where the encoder splits and how a pair is laid out.
+class SideSettings:
+    """How the two sides of a pair are laid out and truncated.
 
     Attributes:
-        split: L, the number of lower layers that see query and document separately (0..T).
         layout: how the two sides are formatted and positioned:
 
             * ``packed``: ``[CLS] q [SEP] d [SEP]`` exactly as a cross-encoder tokenizer packs a
@@ -56,7 +55,6 @@ class SplitSettings:
         max_doc_length: maximum tokens of the document side, special tokens included.
     """
 
-    split: int = 0
     layout: str = "packed"
     max_query_length: int = 32
     max_doc_length: int = 224
@@ -67,7 +65,7 @@ class HeadSettings:
     """The scoring head.
 
     Attributes:
-        kind: ``cls`` (linear layer on the final [CLS] state, monoBERT; needs L < T), ``twin``
+        name: ``cls`` (linear layer on the final [CLS] state, monoBERT; needs L < T), ``twin``
             (pool each side, then cross), ``maxsim`` (ColBERT late interaction) or ``dipair``
             (first k tokens of each side through a light transformer).
         pooling: twin pooling, ``cls``, ``mean`` or ``weighted`` (TwinBERT's learned weights).
@@ -82,7 +80,7 @@ class HeadSettings:
         dipair_heads: attention heads of the light transformer.
     """
 
-    kind: str = "cls"
+    name: str = "cls"
     pooling: str = "mean"
     crossing: str = "cosine"
     pooler_activation: str = "tanh"
@@ -95,10 +93,19 @@ class HeadSettings:
 
 @dataclass
 class RankerConfig:
-    """Everything that determines a split ranker's computation, besides its weights."""
+    """Everything that determines a split ranker's computation, besides its weights.
+
+    Attributes:
+        encoder: the backbone.
+        split: L, the number of lower layers that see query and document separately (0..T).
+        sides: how the two sides are laid out and truncated.
+        head: the scoring head.
+        seed: seed of any weights not taken from a checkpoint.
+    """
 
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
-    split: SplitSettings = field(default_factory=SplitSettings)
+    split: int = 0
+    sides: SideSettings = field(default_factory=SideSettings)
     head: HeadSettings = field(default_factory=HeadSettings)
     #: Seed used to initialise any weights not taken from a checkpoint.
     seed: int = 0
@@ -109,13 +116,30 @@ class RankerConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RankerConfig":
-        """Rebuild from :meth:`to_dict` output; unknown keys are a :class:`ConfigError`."""
-        if not isinstance(data, dict) or not all(isinstance(data.get(k, {}), dict) for k in ("encoder", "split", "head")):
-            raise ConfigError("a lateint config must be a JSON object with 'encoder', 'split' and 'head' objects.")
+        """Rebuild from :meth:`to_dict` output (or the earlier layout, with the split and the side
+        settings in one ``split`` object and the head's ``kind``); unknown keys are a
+        :class:`ConfigError`."""
+        if not isinstance(data, dict):
+            raise ConfigError("a lateint config must be a JSON object with 'encoder', 'split', 'sides' and 'head'.")
+        data = dict(data)
+        if isinstance(data.get("split"), dict):
+            sides = dict(data["split"])
+            data["split"] = sides.pop("split", 0)
+            data.setdefault("sides", sides)
+        if isinstance(data.get("head"), dict) and "kind" in data["head"]:
+            head = dict(data["head"])
+            head.setdefault("name", head.pop("kind"))
+            data["head"] = head
+        if not all(isinstance(data.get(k, {}), dict) for k in ("encoder", "sides", "head")):
+            raise ConfigError("a lateint config's 'encoder', 'sides' and 'head' must be JSON objects.")
+        unknown = set(data) - {"encoder", "split", "sides", "head", "seed"}
+        if unknown:
+            raise ConfigError(f"lateint config has unknown field(s) {sorted(unknown)}.")
         try:
             return cls(
                 encoder=EncoderSettings(**data.get("encoder", {})),
-                split=SplitSettings(**data.get("split", {})),
+                split=data.get("split", 0),
+                sides=SideSettings(**data.get("sides", {})),
                 head=HeadSettings(**data.get("head", {})),
                 seed=int(data.get("seed", 0)),
             )
@@ -129,7 +153,7 @@ class RankerConfig:
             ConfigError: naming the offending setting and the accepted values.
         """
         T = self.encoder.num_layers
-        L = self.split.split
+        L = self.split
         head = self.head
         if not _is_int(T) or T < 1:
             raise ConfigError(f"num_layers={T!r} must be a positive integer (the number of transformer layers kept).")
@@ -138,11 +162,11 @@ class RankerConfig:
                 f"split={L!r} is out of range: this encoder has T={T} layers, so split must be an "
                 f"integer from 0 (cross-encoder) to {T} (twin)."
             )
-        if self.split.layout not in LAYOUTS:
-            raise ConfigError(f"layout={self.split.layout!r} is unknown; use one of {', '.join(LAYOUTS)}.")
-        if head.kind not in HEADS:
-            raise ConfigError(f"head={head.kind!r} is unknown; use one of {', '.join(HEADS)}.")
-        if head.kind == "cls" and L == T:
+        if self.sides.layout not in LAYOUTS:
+            raise ConfigError(f"layout={self.sides.layout!r} is unknown; use one of {', '.join(LAYOUTS)}.")
+        if head.name not in HEADS:
+            raise ConfigError(f"head={head.name!r} is unknown; use one of {', '.join(HEADS)}.")
+        if head.name == "cls" and L == T:
             raise ConfigError(
                 f"head='cls' reads the final [CLS] state, which at split={L}=T has seen only the query "
                 "(no joint layer is left). Use split < T, or a twin-end head: "
@@ -160,28 +184,28 @@ class RankerConfig:
             value = getattr(head, name)
             if not _is_int(value) or value < 1:
                 raise ConfigError(f"{name}={value!r} must be a positive integer.")
-        if head.kind == "dipair" and head.dipair_layers not in (1, 2, 3, 4):
+        if head.name == "dipair" and head.dipair_layers not in (1, 2, 3, 4):
             raise ConfigError(f"dipair_layers={head.dipair_layers} must be between 1 and 4 (DiPair uses 1-2).")
-        if head.kind == "dipair" and head.dipair_dim % head.dipair_heads:
+        if head.name == "dipair" and head.dipair_dim % head.dipair_heads:
             raise ConfigError(
                 f"dipair_dim={head.dipair_dim} must be divisible by dipair_heads={head.dipair_heads}."
             )
         for name in ("max_query_length", "max_doc_length"):
-            value = getattr(self.split, name)
+            value = getattr(self.sides, name)
             if not _is_int(value) or value < 3:
                 raise ConfigError(f"{name}={value!r} must be an integer of at least 3 (room for special tokens and text).")
         if max_positions is not None:
             needed = self.position_budget()
             if needed > max_positions:
                 raise ConfigError(
-                    f"layout={self.split.layout!r} with max_query_length={self.split.max_query_length} and "
-                    f"max_doc_length={self.split.max_doc_length} needs {needed} positions, but the model has "
+                    f"layout={self.sides.layout!r} with max_query_length={self.sides.max_query_length} and "
+                    f"max_doc_length={self.sides.max_doc_length} needs {needed} positions, but the model has "
                     f"{max_positions}. Lower the lengths or use layout='restart'/'separate'."
                 )
 
     def position_budget(self) -> int:
         """The largest position index + 1 this layout can produce."""
-        s = self.split
+        s = self.sides
         if s.layout in ("packed", "offset"):
             return s.max_query_length + s.max_doc_length
         return max(s.max_query_length, s.max_doc_length)

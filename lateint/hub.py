@@ -55,14 +55,14 @@ def model_card(ranker, card: dict | None = None, refusal: str | None = None) -> 
     c = ranker.config
     L, T = ranker.split, ranker.num_layers
     base = c.encoder.name_or_path
-    head = c.head.kind + (f" ({c.head.pooling} pooling, {c.head.crossing} crossing)" if c.head.kind == "twin" else "")
+    head = c.head.name + (f" ({c.head.pooling} pooling, {c.head.crossing} crossing)" if c.head.name == "twin" else "")
     kind = "cross-encoder" if L == 0 else "twin (bi-encoder)" if L == T else "partial-interaction ranker"
     front = ["---", "library_name: lateint", "tags:", "- lateint", "- reranking", f"- split-{L}-of-{T}"]
-    if c.head.kind == "twin" and refusal is None:
+    if c.head.name == "twin" and refusal is None:
         front.append("- sentence-transformers")
     if base and not Path(base).expanduser().exists() and base.count("/") == 1:
         front.append(f"base_model: {base}")
-    front.append(f"pipeline_tag: {'sentence-similarity' if c.head.kind == 'twin' and L == T else 'text-ranking'}")
+    front.append(f"pipeline_tag: {'sentence-similarity' if c.head.name == 'twin' and L == T else 'text-ranking'}")
     front.append("---")
     lines = front + ["", f"# lateint {kind}: split L = {L} of T = {T}", ""]
     if card.get("description"):
@@ -70,14 +70,14 @@ def model_card(ranker, card: dict | None = None, refusal: str | None = None) -> 
     lines += [f"The first {L} of the encoder's {T} layers run on the query and the document separately, "
               f"the other {T - L} on the two jointly.", ""]
     lines += _table({"base model": base or "unknown", "split": f"L = {L} of T = {T}", "head": head,
-                     "layout": c.split.layout, "max query length": c.split.max_query_length,
-                     "max document length": c.split.max_doc_length, "lateint version": __version__})
+                     "layout": c.sides.layout, "max query length": c.sides.max_query_length,
+                     "max document length": c.sides.max_doc_length, "lateint version": __version__})
     lines += ["", "## Use", "", "```python", "from lateint import SplitRanker", "",
               'ranker = SplitRanker.from_pretrained("THIS_FOLDER_OR_REPO")',
               'ranker.rank("what is a lobster roll", ["A lobster roll is a sandwich.", "Lobsters are crustaceans."])',
               "```", ""]
     lines += ["## Other libraries", ""]
-    if c.head.kind == "cls" and refusal is None:
+    if c.head.name == "cls" and refusal is None:
         lines.append("The folder is a `transformers` sequence-classification checkpoint, so `CrossEncoder` and "
                      "`AutoModelForSequenceClassification` load it. They run every layer jointly (L = 0).")
         if L > 0:
@@ -88,7 +88,7 @@ def model_card(ranker, card: dict | None = None, refusal: str | None = None) -> 
         lines.append("sentence-transformers loads the folder (`SentenceTransformer(folder)`) and gives the same "
                      f"embeddings and {c.head.crossing} scores as lateint.")
     else:
-        who = "sentence-transformers (SentenceTransformer and CrossEncoder)" if c.head.kind == "cls" else "sentence-transformers"
+        who = "sentence-transformers (SentenceTransformer and CrossEncoder)" if c.head.name == "cls" else "sentence-transformers"
         lines.append(f"{who} refuses the folder: {refusal}. Load it with lateint.")
     for title, key in (("Training", "training"), ("Results", "results")):
         if card.get(key):

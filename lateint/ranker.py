@@ -54,7 +54,7 @@ class SplitRanker(nn.Module):
         self.head = head
         self.tokenizer = tokenizer
         self.config = config
-        self._pair_tokenizer = PairTokenizer(tokenizer, config.split, config.encoder.model_type)
+        self._pair_tokenizer = PairTokenizer(tokenizer, config.sides, config.encoder.model_type)
         config.validate(self.position_capacity)
 
     # -- construction ------------------------------------------------------------------------
@@ -89,7 +89,7 @@ class SplitRanker(nn.Module):
             head: ``cls``, ``twin``, ``maxsim`` or ``dipair``. Default: the checkpoint's own head
                 (``cls`` for cross-encoders and plain encoders, ``twin`` for sentence-transformers).
             layout: ``packed``, ``offset``, ``restart`` or ``separate`` (see
-                :class:`lateint.config.SplitSettings`); default by split and head.
+                :class:`lateint.config.SideSettings`); default by split and head.
             pooling, crossing: twin head options.
             num_layers: use only the first T layers of the checkpoint.
             max_query_length, max_doc_length: side lengths in tokens, special tokens included.
@@ -139,9 +139,9 @@ class SplitRanker(nn.Module):
         """
         config = copy.deepcopy(self.config)
         if layout is None:
-            layout = config.split.layout if split == self.split else default_layout(split, self.num_layers, config.head.kind)
-        config.split.split = split
-        config.split.layout = layout
+            layout = config.sides.layout if split == self.split else default_layout(split, self.num_layers, config.head.name)
+        config.split = split
+        config.sides.layout = layout
         view = SplitRanker(self.encoder, self.head, self.tokenizer, config)
         view.train(self.training)
         return view
@@ -151,7 +151,7 @@ class SplitRanker(nn.Module):
 
         Prefer :meth:`at`, which leaves this ranker as it is. Returns ``self``.
         """
-        view = self.at(split, layout or default_layout(split, self.num_layers, self.config.head.kind))
+        view = self.at(split, layout or default_layout(split, self.num_layers, self.config.head.name))
         self.config = view.config
         self._pair_tokenizer = view._pair_tokenizer
         return self
@@ -160,7 +160,7 @@ class SplitRanker(nn.Module):
     @property
     def split(self) -> int:
         """L, the number of lower layers run on each side separately."""
-        return self.config.split.split
+        return self.config.split
 
     @property
     def num_layers(self) -> int:
@@ -192,10 +192,10 @@ class SplitRanker(nn.Module):
 
     def __repr__(self) -> str:
         c = self.config
-        head = c.head.kind + (f"({c.head.pooling},{c.head.crossing})" if c.head.kind == "twin" else "")
+        head = c.head.name + (f"({c.head.pooling},{c.head.crossing})" if c.head.name == "twin" else "")
         return (
             f"SplitRanker({c.encoder.name_or_path!r}, T={self.num_layers}, split={self.split}, "
-            f"layout={c.split.layout}, head={head}, max_len=({c.split.max_query_length},{c.split.max_doc_length}))"
+            f"layout={c.sides.layout}, head={head}, max_len=({c.sides.max_query_length},{c.sides.max_doc_length}))"
         )
 
     # -- tokenization --------------------------------------------------------------------------
@@ -280,7 +280,7 @@ class SplitRanker(nn.Module):
         if not self.bi_encoder:
             raise ConfigError(
                 f"independent {side} representations exist only at split = T with a twin, maxsim or dipair "
-                f"head; this ranker runs split={self.split} of T={self.num_layers} with head={self.config.head.kind!r}."
+                f"head; this ranker runs split={self.split} of T={self.num_layers} with head={self.config.head.name!r}."
             )
         batch = self.query_batch(sides) if side == "query" else self.doc_batch(sides)
         return self.head.represent(self.encoder.encode_side(batch, self.split), batch.mask, side)
@@ -467,7 +467,7 @@ class SplitRanker(nn.Module):
         if any(len(p) != 2 for p in pairs):
             raise InputError("predict takes (query, document) pairs: a list of 2-item lists or tuples.")
         scores = self.score([p[0] for p in pairs], [p[1] for p in pairs], batch_size=batch_size, progress=show_progress_bar)
-        if activation_fn is None and self.config.head.kind == "cls":
+        if activation_fn is None and self.config.head.name == "cls":
             activation_fn = torch.sigmoid
         if activation_fn is not None:
             scores = activation_fn(scores)
@@ -497,8 +497,8 @@ class SplitRanker(nn.Module):
         """
         if side not in ("query", "doc"):
             raise InputError(f"side must be 'query' or 'doc', got {side!r}")
-        if self.config.head.kind != "twin":
-            raise ConfigError(f"encode gives twin embeddings; this ranker has the {self.config.head.kind!r} head.")
+        if self.config.head.name != "twin":
+            raise ConfigError(f"encode gives twin embeddings; this ranker has the {self.config.head.name!r} head.")
         single = isinstance(texts, str)
         texts = check_texts([texts] if single else texts, "texts")
         twin = self if self.split == self.num_layers else self.at(self.num_layers)

@@ -8,7 +8,7 @@ exactly as ``transformers`` packs them.
 
 Truncation: the query's word pieces are cut so that the query side has at most
 ``max_query_length`` tokens, special tokens included; likewise the document side and
-``max_doc_length``. Positions follow the layout (see :class:`lateint.config.SplitSettings`).
+``max_doc_length``. Positions follow the layout (see :class:`lateint.config.SideSettings`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Sequence
 
 import torch
 
-from lateint.config import SplitSettings
+from lateint.config import SideSettings
 from lateint.errors import ConfigError, InputError
 
 # Model types whose absolute positions start after the padding index (fairseq convention).
@@ -162,7 +162,7 @@ class PairTokenizer:
         pad_token_id: the pad id used in the padded batches.
     """
 
-    def __init__(self, tokenizer, settings: SplitSettings, model_type: str, pad_token_id: int | None = None):
+    def __init__(self, tokenizer, settings: SideSettings, model_type: str, pad_token_id: int | None = None):
         self.tokenizer = tokenizer
         self.settings = settings
         self.template = _read_template(tokenizer)

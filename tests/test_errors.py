@@ -75,6 +75,6 @@ def test_packed_layout_cannot_cache_documents(minilm_path, tmp_path):
 
 def test_default_document_length_fits_a_small_position_table(tiny_model):
     ranker = SplitRanker.from_pretrained(tiny_model("bert", 2), split=1, head="cls")  # 160 positions
-    assert (ranker.config.split.max_query_length, ranker.config.split.max_doc_length) == (32, 128)
+    assert (ranker.config.sides.max_query_length, ranker.config.sides.max_doc_length) == (32, 128)
     with pytest.raises(ConfigError, match="needs 256 positions"):
         SplitRanker.from_pretrained(tiny_model("bert", 2), split=1, head="cls", max_doc_length=224)

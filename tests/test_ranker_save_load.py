@@ -25,7 +25,7 @@ def test_round_trip(tmp_path, minilm_path, pairs, split, head, options):
     expected = ranker.score(*pairs)
     ranker.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "lateint.json").read_text())
-    assert saved["config"]["split"]["split"] == split
+    assert saved["config"]["split"] == split
     restored = SplitRanker.from_pretrained(tmp_path)
     assert restored.config == ranker.config
     assert torch.equal(restored.score(*pairs), expected)
@@ -35,7 +35,7 @@ def test_restored_ranker_can_move_the_dial(tmp_path, minilm_path, pairs):
     ranker = SplitRanker.from_pretrained(minilm_path, split=2, head="cls", max_doc_length=64)
     ranker.save_pretrained(tmp_path)
     at4 = SplitRanker.from_pretrained(tmp_path, split=4)
-    assert at4.split == 4 and at4.config.split.layout == "offset"
+    assert at4.split == 4 and at4.config.sides.layout == "offset"
     direct = SplitRanker.from_pretrained(minilm_path, split=2, head="cls", max_doc_length=64).at(4)
     assert torch.allclose(at4.score(*pairs), direct.score(*pairs), atol=1e-6)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from lateint.config import SplitSettings
+from lateint.config import SideSettings
 from lateint.tokenization import PairTokenizer
 
 CLS, SEP = 101, 102
@@ -20,7 +20,7 @@ def tokenizer(minilm_path):
 
 
 def sides(tokenizer, layout, **kw):
-    tok = PairTokenizer(tokenizer, SplitSettings(layout=layout, max_query_length=8, max_doc_length=6, **kw), "bert")
+    tok = PairTokenizer(tokenizer, SideSettings(layout=layout, max_query_length=8, max_doc_length=6, **kw), "bert")
     q = tok.query_batch(tok.query_sides([Q]))
     d = tok.doc_batch(tok.doc_sides([D]), [len(tok.query_sides([Q])[0])] if layout == "packed" else None)
     return q, d
@@ -56,7 +56,7 @@ def test_packed_equals_the_tokenizers_own_pair(tokenizer):
 
 
 def test_truncation_counts_special_tokens(tokenizer):
-    tok = PairTokenizer(tokenizer, SplitSettings(max_query_length=4, max_doc_length=3), "bert")
+    tok = PairTokenizer(tokenizer, SideSettings(max_query_length=4, max_doc_length=3), "bert")
     q = tok.query_sides(["one two three four five"])[0]
     d = tok.doc_sides(["one two three four five"])[0]
     assert len(q) == 4 and q.ids[0] == CLS and q.ids[-1] == SEP
@@ -64,7 +64,7 @@ def test_truncation_counts_special_tokens(tokenizer):
 
 
 def test_padding_and_mask(tokenizer):
-    tok = PairTokenizer(tokenizer, SplitSettings(layout="offset", max_query_length=8, max_doc_length=8), "bert")
+    tok = PairTokenizer(tokenizer, SideSettings(layout="offset", max_query_length=8, max_doc_length=8), "bert")
     d = tok.doc_batch(tok.doc_sides(["good day", "good"]))
     assert d.mask.tolist() == [[True, True, True], [True, True, False]]
     assert d.input_ids[1, 2].item() == 0  # [PAD]

@@ -3,7 +3,7 @@
 What is stored depends on the ranker's split L (see :mod:`lateint.modeling.representations`):
 
 =================  ==============================================  ===============================
-kind               stored per document                             query time computes
+representation     stored per document                             query time computes
 =================  ==============================================  ===============================
 ``tokens``         L = 0: token ids and types (5 B/token)          the whole cross-encoder
 ``states``         0 < L < T: layer-L token states (``storage``    the query's L layers, then
@@ -217,12 +217,13 @@ class DocCache:
 
     @property
     def settings(self) -> dict:
-        """The settings the cache was built with (kind, split, layout, storage ...)."""
+        """The settings the cache was built with (representation, split, layout, storage ...)."""
         return self.reader.metadata["settings"]
 
     @property
-    def kind(self) -> str:
-        return self.settings["kind"]
+    def representation_name(self) -> str:
+        """What the cache stores: ``tokens``, ``states``, ``kv``, ``vector`` or ``token_vectors``."""
+        return self.settings["representation"]
 
     def __len__(self) -> int:
         return len(self.reader)

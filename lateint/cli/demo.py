@@ -51,7 +51,7 @@ def run_demo(args: argparse.Namespace) -> int:
             idx = [i for i, x in enumerate(queries) if x == q]
             best = max(idx, key=lambda i: scores[i])
             correct += labels[best]
-        rows.append({"split": split, "layout": ranker.config.split.layout, "scores": scores,
+        rows.append({"split": split, "layout": ranker.config.sides.layout, "scores": scores,
                      "relevant_first": correct, "queries": len(set(queries)), "seconds": elapsed})
     width = max(len(d) for d in docs[:3])
     print(f"{'L':>2} {'layout':<9} " + " ".join(f"{'p' + str(i + 1) + ('*' if labels[i] else ''):>6}" for i in range(len(docs))) + "  relevant first")

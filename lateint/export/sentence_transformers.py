@@ -41,22 +41,22 @@ _WRITTEN = ("modules.json", "sentence_bert_config.json", "config_sentence_transf
 def refusal_reason(config, num_layers: int) -> str | None:
     """Why sentence-transformers cannot compute this ranker's scores, or ``None`` if it can."""
     c = config
-    if c.head.kind == "cls":
+    if c.head.name == "cls":
         return (f"the cls head with a {c.head.pooler_activation!r} dense layer is not this model family's "
                 "classification head, so neither SentenceTransformer nor CrossEncoder has it")
-    if c.head.kind != "twin":
-        return f"the {c.head.kind} head scores token vectors, which sentence-transformers embeddings cannot express"
-    if c.split.split != num_layers:
-        return (f"the model splits at L = {c.split.split} of {num_layers} layers; sentence-transformers encodes "
+    if c.head.name != "twin":
+        return f"the {c.head.name} head scores token vectors, which sentence-transformers embeddings cannot express"
+    if c.split != num_layers:
+        return (f"the model splits at L = {c.split} of {num_layers} layers; sentence-transformers encodes "
                 "each side through every layer (L = T)")
     if c.head.pooling not in _POOLING_FLAGS:
         return f"{c.head.pooling!r} pooling is lateint's learned weighting, which sentence-transformers does not have"
     if c.head.crossing not in _SIMILARITY:
         return f"the {c.head.crossing!r} crossing is a network over both vectors, not a similarity function"
-    if c.split.layout != "separate":
-        return f"the {c.split.layout!r} layout positions document tokens as in a pair, not as a standalone text"
-    if c.split.max_query_length != c.split.max_doc_length:
-        return (f"queries are cut at {c.split.max_query_length} tokens and documents at {c.split.max_doc_length}, "
+    if c.sides.layout != "separate":
+        return f"the {c.sides.layout!r} layout positions document tokens as in a pair, not as a standalone text"
+    if c.sides.max_query_length != c.sides.max_doc_length:
+        return (f"queries are cut at {c.sides.max_query_length} tokens and documents at {c.sides.max_doc_length}, "
                 "while sentence-transformers cuts both at one max_seq_length (save with equal lengths)")
     return None
 
@@ -79,7 +79,7 @@ def write_sentence_transformers_layout(ranker, folder: str | Path) -> str | None
     if reason is not None:
         _write_json(folder / "modules.json", [{"idx": 0, "name": "0", "path": "", "type": f"{__name__}.Refused"}])
         # The model type decides which class loads modules.json as it is (others convert the folder).
-        model_type = "CrossEncoder" if c.head.kind == "cls" else "SentenceTransformer"
+        model_type = "CrossEncoder" if c.head.name == "cls" else "SentenceTransformer"
         _write_json(folder / "config_sentence_transformers.json", {"model_type": model_type})
         return reason
     hidden = ranker.encoder.backbone.config.hidden_size
@@ -93,7 +93,7 @@ def write_sentence_transformers_layout(ranker, folder: str | Path) -> str | None
         modules.append({"idx": 2, "name": "2", "path": NORMALIZE_DIR, "type": "sentence_transformers.models.Normalize"})
         (folder / NORMALIZE_DIR).mkdir(exist_ok=True)
     _write_json(folder / "modules.json", modules)
-    _write_json(folder / "sentence_bert_config.json", {"max_seq_length": c.split.max_doc_length, "do_lower_case": False})
+    _write_json(folder / "sentence_bert_config.json", {"max_seq_length": c.sides.max_doc_length, "do_lower_case": False})
     _write_json(folder / "config_sentence_transformers.json",
                 {"similarity_fn_name": _SIMILARITY[c.head.crossing], "prompts": {}, "default_prompt_name": None})
     return None

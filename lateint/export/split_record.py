@@ -17,8 +17,8 @@ CONFIG_KEY = "lateint"
 def split_summary(ranker) -> dict:
     """What the record holds: split, number of layers, head and layout."""
     c = ranker.config
-    summary = {"split": ranker.split, "num_layers": ranker.num_layers, "head": c.head.kind, "layout": c.split.layout}
-    if c.head.kind == "twin":
+    summary = {"split": ranker.split, "num_layers": ranker.num_layers, "head": c.head.name, "layout": c.sides.layout}
+    if c.head.name == "twin":
         summary.update(pooling=c.head.pooling, crossing=c.head.crossing)
     return summary
 

@@ -56,6 +56,19 @@ class SplitEncoderOutput:
         return torch.cat([self.query_mask, self.doc_mask], dim=1)
 
 
+def keep_layers(backbone: nn.Module, indices: list[int]) -> None:
+    """Keep only the transformer layers ``indices`` of a ``transformers`` base model, in order
+    (how shallower models and students are cut from deeper ones)."""
+    kept = [backbone.encoder.layer[i] for i in indices]
+    for position, layer in enumerate(kept):
+        # transformers numbers layers for its key/value caches; keep the numbering consistent.
+        for module in layer.modules():
+            if hasattr(module, "layer_idx"):
+                module.layer_idx = position
+    backbone.encoder.layer = nn.ModuleList(kept)
+    backbone.config.num_hidden_layers = len(kept)
+
+
 def _block_diagonal(q_scores: torch.Tensor, d_scores: torch.Tensor) -> torch.Tensor:
     B, h, Sq, _ = q_scores.shape
     Sd = d_scores.shape[-1]

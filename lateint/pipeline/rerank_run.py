@@ -66,10 +66,10 @@ class RerankReport:
 def run_tag(ranker, model_name: str, storage: str) -> str:
     """A TREC run tag naming the model and configuration (no spaces)."""
     c = ranker.config
-    parts = [model_name.replace("/", "_"), f"L{ranker.split}of{ranker.num_layers}", c.head.kind]
-    if c.head.kind == "twin":
+    parts = [model_name.replace("/", "_"), f"L{ranker.split}of{ranker.num_layers}", c.head.name]
+    if c.head.name == "twin":
         parts += [c.head.pooling, c.head.crossing]
-    parts += [c.split.layout, storage]
+    parts += [c.sides.layout, storage]
     return "-".join(parts)
 
 
@@ -83,7 +83,7 @@ def cache_folder_for(root: Path, ranker, storage: str, doc_ids: list[str], datas
     c = ranker.config
     key = json.dumps([c.to_dict(), storage, dataset, hashlib.sha256("\n".join(sorted(doc_ids)).encode()).hexdigest()])
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return root / f"L{ranker.split}-{c.head.kind}-{storage}-{digest}"
+    return root / f"L{ranker.split}-{c.head.name}-{storage}-{digest}"
 
 
 def rerank_dataset(

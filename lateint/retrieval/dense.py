@@ -25,17 +25,17 @@ DOT_PRODUCT_CROSSINGS = ("cosine", "dot")
 def check_dense_ranker(ranker, cache=None) -> None:
     """Raise :class:`ConfigError` unless ``ranker`` (and ``cache``) can do dense retrieval."""
     c = ranker.config
-    if not ranker.bi_encoder or c.head.kind != "twin":
+    if not ranker.bi_encoder or c.head.name != "twin":
         raise ConfigError(
             f"dense retrieval needs a twin head at L = T (T = {ranker.num_layers}); this ranker is "
-            f"head={c.head.kind!r} at L = {ranker.split}. Load it with split={ranker.num_layers}, head='twin'.")
+            f"head={c.head.name!r} at L = {ranker.split}. Load it with split={ranker.num_layers}, head='twin'.")
     if c.head.crossing not in DOT_PRODUCT_CROSSINGS:
         raise ConfigError(
             f"dense retrieval needs a dot-product crossing ({' or '.join(DOT_PRODUCT_CROSSINGS)}); "
             f"crossing={c.head.crossing!r} scores pairs through a network, so re-rank with it instead.")
     if cache is not None:
-        if cache.kind != "vector":
-            raise ConfigError(f"the cache at {cache.path} stores {cache.kind!r}, not twin vectors; build it with "
+        if cache.representation_name != "vector":
+            raise ConfigError(f"the cache at {cache.path} stores {cache.representation_name!r}, not twin vectors; build it with "
                               "an L = T twin ranker.")
         cache.check(ranker)
 

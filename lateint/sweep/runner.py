@@ -111,7 +111,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, progress: bool = True, lo
                     T = base.num_layers
                 if point.split > T:
                     raise ConfigError(f"split {point.split} is out of range for {model.label()} (T = {T}).")
-                if base.config.head.kind == "cls" and point.split == T:
+                if base.config.head.name == "cls" and point.split == T:
                     log(f"[{point.point_id}] skipped: the cls head needs at least one joint layer")
                     continue
                 # A view of the same weights; a trained checkpoint keeps its own layout at its own split.
@@ -122,7 +122,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, progress: bool = True, lo
                                         batch_size=config.batch_size, progress=progress)
                 record = {"point": point.point_id, "group": point.group, "model": asdict(model), "head": asdict(head),
                           "split": point.split, "num_layers": T, "storage": point.storage,
-                          "layout": ranker.config.split.layout, "ranker": ranker.config.to_dict(),
+                          "layout": ranker.config.sides.layout, "ranker": ranker.config.to_dict(),
                           "environment": env, **report.to_dict()}
                 store.put(point.point_id, record)
                 log(f"[{point.point_id}] {report.mean_latency_ms:.1f} ms/query, "
@@ -162,7 +162,7 @@ def _points(config: SweepConfig, model: ModelSpec, head: HeadSpec, ranker=None) 
         splits = [ranker.split]
     elif splits == ALL_SPLITS:
         if ranker is not None:
-            top = ranker.num_layers - (1 if ranker.config.head.kind == "cls" else 0)
+            top = ranker.num_layers - (1 if ranker.config.head.name == "cls" else 0)
             splits = list(range(top + 1))
         else:
             layers = model.num_layers or _layers_of(model.path)

@@ -14,9 +14,8 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from torch import nn
-
 from lateint.errors import ConfigError
+from lateint.modeling.split_encoder import keep_layers
 from lateint.ranker import SplitRanker
 
 #: Written next to a checkpoint's model: the teacher layers a cut-down student kept.
@@ -94,19 +93,10 @@ def student_from_teacher(
     """
     indices = select_layers(teacher.num_layers, selection, k)
     student = copy.deepcopy(teacher)
-    backbone = student.encoder.backbone
-    kept = [backbone.encoder.layer[i] for i in indices]
-    for position, layer in enumerate(kept):
-        # transformers numbers layers for its key/value caches; keep the numbering consistent.
-        for module in layer.modules():
-            if hasattr(module, "layer_idx"):
-                module.layer_idx = position
-    backbone.encoder.layer = nn.ModuleList(kept)
-    backbone.config.num_hidden_layers = len(kept)
-    student.config.encoder.num_layers = len(kept)
-    M = len(kept)
+    keep_layers(student.encoder.backbone, indices)
+    student.config.encoder.num_layers = M = len(indices)
     if split is None:
-        limit = M - 1 if student.config.head.kind == "cls" else M
+        limit = M - 1 if student.config.head.name == "cls" else M
         split = min(teacher.split, limit)
     if split > M:
         raise ConfigError(f"split={split} is out of range: the student has {M} layers.")
@@ -204,7 +194,7 @@ def dial_choices(dial, student: SplitRanker) -> tuple[list[int], list[float] | N
     bad = [L for L in splits if not 0 <= L <= top]
     if bad:
         raise ConfigError(
-            f"dial.splits {bad} are out of range: this student (T={T}, head={student.config.head.kind}) "
+            f"dial.splits {bad} are out of range: this student (T={T}, head={student.config.head.name}) "
             f"runs splits 0..{top}."
         )
     return splits, list(dial.weights) if dial.weights is not None else None

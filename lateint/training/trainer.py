@@ -273,13 +273,13 @@ class Trainer:
     def _teacher_states(self, batch: PairBatch) -> CapturedForward | None:
         if not (self.config.loss.intermediate or self.config.loss.mimicry):
             return None
-        s_sep = self.student.config.split.layout == "separate"
-        t_sep = self.teacher.config.split.layout == "separate"
+        s_sep = self.student.config.sides.layout == "separate"
+        t_sep = self.teacher.config.sides.layout == "separate"
         if s_sep != t_sep:
             raise ConfigError(
                 "intermediate losses compare student and teacher token by token, so both need the same "
-                f"side format; the student's layout is {self.student.config.split.layout!r} and the "
-                f"teacher's {self.teacher.config.split.layout!r}. Use layout='offset' (or 'restart') for "
+                f"side format; the student's layout is {self.student.config.sides.layout!r} and the "
+                f"teacher's {self.teacher.config.sides.layout!r}. Use layout='offset' (or 'restart') for "
                 "the student, or distill.teacher_layout='separate'."
             )
         attentions = self.config.loss.intermediate and self.config.loss.intermediate_attention

@@ -43,7 +43,7 @@ def test_model_card_names_base_split_head_layout_and_known_figures(tiny_model, t
                                                           "results": {"nDCG@10 (beir/scifact/test)": 0.7012}})
     card = (folder / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: lateint")
-    for expected in ("L = 1 of T = 2", "twin (cls pooling, dot crossing)", f"| layout | {ranker.config.split.layout} |",
+    for expected in ("L = 1 of T = 2", "twin (cls pooling, dot crossing)", f"| layout | {ranker.config.sides.layout} |",
                      "beir/scifact/train", "| steps | 400 |", "0.7012", str(tiny_model("bert", 2))):
         assert expected in card
     with pytest.raises(InputError, match="unknown model card key"):

@@ -75,7 +75,7 @@ def test_cls_model_records_its_split_and_stays_a_cross_encoder(cross_encoder_pat
     # CrossEncoder still loads it (at L = 0, as the card warns): same scores as lateint at L = 0.
     model = st.CrossEncoder(str(folder), device="cpu")
     pairs = list(zip(QUERIES, DOCS))
-    at_zero = SplitRanker.from_pretrained(folder).set_split(0)
+    at_zero = SplitRanker.from_pretrained(folder).at(0)
     torch.testing.assert_close(torch.as_tensor(model.predict(pairs)), torch.as_tensor(at_zero.predict(pairs)),
                                rtol=1e-5, atol=1e-6)
     assert SplitRanker.from_pretrained(folder).split == 3

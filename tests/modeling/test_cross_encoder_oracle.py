@@ -24,7 +24,7 @@ def transformers_scores(folder, queries, docs) -> torch.Tensor:
 
 def test_minilm_cross_encoder_matches_transformers(cross_encoder_path, pairs):
     ranker = SplitRanker.from_pretrained(cross_encoder_path, split=0)
-    assert ranker.config.head.kind == "cls" and ranker.config.split.layout == "packed"
+    assert ranker.config.head.name == "cls" and ranker.config.sides.layout == "packed"
     ours = ranker.score(*pairs)
     theirs = transformers_scores(cross_encoder_path, *pairs)
     assert theirs.std() > 0.05  # a constant score would make the comparison meaningless

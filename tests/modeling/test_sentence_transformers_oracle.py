@@ -34,6 +34,6 @@ def test_twin_matches_sentence_transformers(minilm_path, pairs):
 
 def test_sentence_transformers_folder_defaults_to_its_own_head(minilm_path):
     ranker = SplitRanker.from_pretrained(minilm_path)
-    assert (ranker.split, ranker.config.head.kind, ranker.config.head.pooling) == (6, "twin", "mean")
-    assert ranker.config.split.layout == "separate"
-    assert ranker.config.split.max_doc_length == 256  # its max_seq_length
+    assert (ranker.split, ranker.config.head.name, ranker.config.head.pooling) == (6, "twin", "mean")
+    assert ranker.config.sides.layout == "separate"
+    assert ranker.config.sides.max_doc_length == 256  # its max_seq_length

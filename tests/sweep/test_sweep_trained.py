@@ -56,8 +56,8 @@ def test_trained_models_at_their_own_split_and_a_dial_model_at_every_split(tmp_p
     ds = load_dataset(DL19)
     for name, path, split in (("per-L1-trained-L1-fp32", per_l, 1), ("dial-trained-L0-fp32", dial, 0)):
         ranker = SplitRanker.from_pretrained(path)
-        ranker.set_split(split) if ranker.split != split else None
-        assert ranker.config.head.kind == points[name]["ranker"]["head"]["kind"]
+        ranker = ranker.at(split)
+        assert ranker.config.head.name == points[name]["ranker"]["head"]["name"]
         run = read_run(points[name]["run_path"])
         qid = sorted(run)[0]
         docs = sorted(run[qid])

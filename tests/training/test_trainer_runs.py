@@ -125,4 +125,4 @@ def test_twin_end_students_learn_a_cross_encoders_soft_labels(make_config, stude
     assert trainer.student.split == trainer.student.num_layers == 2
     assert after["soft"] < 0.9 * before["soft"], (before, after)
     saved = SplitRanker.from_pretrained(result.model_path)
-    assert saved.config.head.kind == head and saved.split == 2
+    assert saved.config.head.name == head and saved.split == 2

@@ -15,11 +15,11 @@ __all__ = ["ClsHead", "DiPairHead", "Head", "MaxSimHead", "PairHead", "SideRep",
 
 def build_head(settings: HeadSettings, hidden_size: int, dropout: float = 0.1) -> Head:
     """A freshly initialised head for ``settings`` (weights drawn from the current torch seed)."""
-    if settings.kind == "cls":
+    if settings.name == "cls":
         return ClsHead(hidden_size, settings.pooler_activation, dropout)
-    if settings.kind == "twin":
+    if settings.name == "twin":
         return TwinHead(hidden_size, settings.pooling, settings.crossing)
-    if settings.kind == "maxsim":
+    if settings.name == "maxsim":
         return MaxSimHead(hidden_size, settings.maxsim_dim)
     return DiPairHead(
         hidden_size, settings.dipair_tokens, settings.dipair_dim, settings.dipair_layers, settings.dipair_heads, dropout

@@ -52,5 +52,5 @@ def representation_for(ranker, storage: str = "fp16", compressor: nn.Module | No
     elif L < T:
         kind = "kv" if precompute == "kv" else "states"
     else:
-        kind = "vector" if ranker.config.head.kind == "twin" else "token_vectors"
+        kind = "vector" if ranker.config.head.name == "twin" else "token_vectors"
     return REPRESENTATIONS[kind](ranker, storage, compressor, precompute)

@@ -73,11 +73,11 @@ class Representation:
         """The settings the stored values depend on, in readable form (kept beside a cache)."""
         c = self.ranker.config
         settings = {
-            "kind": self.name,
+            "representation": self.name,
             "model_type": c.encoder.model_type,
-            "split": c.split.split,
-            "layout": c.split.layout,
-            "max_doc_length": c.split.max_doc_length,
+            "split": c.split,
+            "layout": c.sides.layout,
+            "max_doc_length": c.sides.max_doc_length,
             "storage": self.storage,
             "compression_dim": getattr(self.compressor, "dim", None),
             "precompute": self.precompute,

@@ -18,7 +18,7 @@ class TokenVectorsRepresentation(Representation):
     @property
     def fields(self) -> list[Field]:
         head = self.ranker.config.head
-        dim = head.maxsim_dim if head.kind == "maxsim" else head.dipair_dim
+        dim = head.maxsim_dim if head.name == "maxsim" else head.dipair_dim
         return [Field("vectors", self.storage, dim)]
 
     def dependencies(self):

@@ -36,7 +36,7 @@ def default_hard_scale(settings, head_config) -> float:
     """``settings.hard_scale``, or by default 20 for a cosine twin head and 1 otherwise."""
     if settings.hard_scale is not None:
         return settings.hard_scale
-    cosine_twin = head_config.kind == "twin" and head_config.crossing == "cosine"
+    cosine_twin = head_config.name == "twin" and head_config.crossing == "cosine"
     return COSINE_HARD_SCALE if cosine_twin else 1.0
 
 
