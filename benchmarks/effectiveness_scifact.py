@@ -260,6 +260,7 @@ def copy_curve(record: dict, name: str) -> None:
 
 
 def main() -> None:
+    global OUT, QUERIES
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "results" / "tmp" / "scifact",
                         help="models, caches and the training first stage (not committed)")
@@ -274,7 +275,6 @@ def main() -> None:
                         help="parts to run: first-stage untrained per-L dial student (default: all, in that order)")
     args = parser.parse_args()
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    global OUT
     OUT = args.out.resolve()
     torch.manual_seed(SEED)
     s = settings(args)
@@ -293,7 +293,6 @@ def main() -> None:
     candidates = {q: sorted(docs.items(), key=lambda x: -x[1])[:DEPTH] for q, docs in read_run(test_run).items()}
     if args.test_queries:
         candidates = {q: candidates[q] for q in sorted(candidates)[: args.test_queries]}
-    global QUERIES
     QUERIES = len(candidates) if args.test_queries else len(ds.queries())
     first_stage = {"name": "bm25", "run": _shown(test_run),
                    "ndcg@10": round(float(ndcg10(ds.qrels(), read_run(test_run))), 4)}
