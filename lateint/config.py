@@ -101,6 +101,9 @@ class RankerConfig:
         sides: how the two sides are laid out and truncated.
         head: the scoring head.
         seed: seed of any weights not taken from a checkpoint.
+        quantization: inference arithmetic of the Linear layers on the CPU
+            (:data:`lateint.modeling.linear_kernels.QUANTIZATIONS`): ``none`` (fp32) or ``int8``
+            (dynamic int8 quantisation, which changes scores slightly).
     """
 
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
@@ -109,6 +112,7 @@ class RankerConfig:
     head: HeadSettings = field(default_factory=HeadSettings)
     #: Seed used to initialise any weights not taken from a checkpoint.
     seed: int = 0
+    quantization: str = "none"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict."""
@@ -132,7 +136,7 @@ class RankerConfig:
             data["head"] = head
         if not all(isinstance(data.get(k, {}), dict) for k in ("encoder", "sides", "head")):
             raise ConfigError("a lateint config's 'encoder', 'sides' and 'head' must be JSON objects.")
-        unknown = set(data) - {"encoder", "split", "sides", "head", "seed"}
+        unknown = set(data) - {"encoder", "split", "sides", "head", "seed", "quantization"}
         if unknown:
             raise ConfigError(f"lateint config has unknown field(s) {sorted(unknown)}.")
         try:
@@ -142,6 +146,7 @@ class RankerConfig:
                 sides=SideSettings(**data.get("sides", {})),
                 head=HeadSettings(**data.get("head", {})),
                 seed=int(data.get("seed", 0)),
+                quantization=data.get("quantization", "none"),
             )
         except TypeError as exc:
             raise ConfigError(f"lateint config has an unknown or missing field: {exc}") from exc
@@ -162,6 +167,10 @@ class RankerConfig:
                 f"split={L!r} is out of range: this encoder has T={T} layers, so split must be an "
                 f"integer from 0 (cross-encoder) to {T} (twin)."
             )
+        from lateint.modeling.linear_kernels import QUANTIZATIONS
+
+        if self.quantization not in QUANTIZATIONS:
+            raise ConfigError(f"quantization={self.quantization!r} is unknown; use one of {', '.join(QUANTIZATIONS)}.")
         if self.sides.layout not in LAYOUTS:
             raise ConfigError(f"layout={self.sides.layout!r} is unknown; use one of {', '.join(LAYOUTS)}.")
         if head.name not in HEADS:

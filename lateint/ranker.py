@@ -23,6 +23,7 @@ from lateint.batching import length_batches
 from lateint.config import RankerConfig, default_layout
 from lateint.errors import ConfigError, InputError
 from lateint.modeling.heads import Head, SideRep
+from lateint.modeling.linear_kernels import use_fast_linears
 from lateint.modeling.split_encoder import SplitEncoder, SplitEncoderOutput
 from lateint.tokenization import PairTokenizer, SideBatch, SideTokens, check_texts
 
@@ -56,6 +57,8 @@ class SplitRanker(nn.Module):
         self.config = config
         self._pair_tokenizer = PairTokenizer(tokenizer, config.sides, config.encoder.model_type)
         config.validate(self.position_capacity)
+        # Views share modules with the ranker they come from, and inherit its quantization.
+        use_fast_linears(self, config.quantization)
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -76,6 +79,7 @@ class SplitRanker(nn.Module):
         seed: int = 0,
         revision: str | None = None,
         token: str | bool | None = None,
+        quantization: str | None = None,
         **head_options,
     ) -> "SplitRanker":
         """Load a ranker from a hub id or a local folder.
@@ -97,6 +101,9 @@ class SplitRanker(nn.Module):
             seed: seed for any weight not in the checkpoint (recorded in the config).
             revision: for a hub id, the branch, tag or commit to download.
             token: for a hub id, the token for private or gated repositories.
+            quantization: ``int8`` runs the Linear layers with dynamic int8 quantisation at CPU
+                inference (faster, scores change slightly); default: the saved setting, else
+                ``none`` (fp32).
             **head_options: other :class:`lateint.config.HeadSettings` fields (``maxsim_dim``,
                 ``dipair_tokens``, ``dipair_dim``, ``dipair_layers``, ``dipair_heads``,
                 ``pooler_activation``).
@@ -110,6 +117,8 @@ class SplitRanker(nn.Module):
             num_layers=num_layers, max_query_length=max_query_length, max_doc_length=max_doc_length,
             seed=seed, head_options=head_options, revision=revision, token=token,
         )
+        if quantization is not None:
+            parts.config.quantization = quantization
         ranker = cls(SplitEncoder(parts.backbone), parts.head, parts.tokenizer, parts.config)
         ranker.eval()
         if device is not None or dtype is not None:

@@ -7,6 +7,7 @@ batch (the joint layers and the head; a dot product at L = T).
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -16,6 +17,9 @@ import torch
 from lateint.batching import length_batches
 from lateint.errors import InputError
 from lateint.ranker import check_batch_size
+
+# Buffers the gathered fields are read into, kept from query to query (one set per thread).
+_buffers = threading.local()
 
 
 def rerank(ranker, query: str, doc_ids: Sequence[str], cache, *, batch_size: int = 128) -> dict[str, float]:
@@ -57,10 +61,13 @@ def _score(representation, query: str, doc_ids: list[str], cache, batch_size: in
     else:
         lengths = cache.lengths(doc_ids)
         order = np.argsort(lengths, kind="stable").tolist()
-        batches = length_batches(order, lengths.tolist(), batch_size)
+        batches = length_batches(order, lengths.tolist(), batch_size, representation.padding_growth,
+                                 representation.batch_rows)
     out = torch.empty(len(doc_ids), dtype=torch.float32)
+    workspace = _buffers.__dict__.setdefault("workspace", {})
     for rows in batches:
         ids = [doc_ids[i] for i in rows]
-        gathered = {name: cache.gather(ids, name) for name in names}
+        # Each batch's fields are scored before the next batch's overwrite them.
+        gathered = {name: cache.gather(ids, name, workspace=workspace) for name in names}
         out[torch.as_tensor(rows)] = representation.score(encoded_query, gathered).float().cpu()
     return out

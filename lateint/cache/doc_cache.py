@@ -286,9 +286,10 @@ class DocCache:
     def reader_fields(self) -> list[str]:
         return list(self.reader.fields)
 
-    def gather(self, doc_ids: Sequence[str], field: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """A padded batch ``(values [B, S, D], mask [B, S])`` of one field."""
-        return self.reader.gather_padded(doc_ids, field)
+    def gather(self, doc_ids: Sequence[str], field: str, workspace: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A padded batch ``(values [B, S, D], mask [B, S])`` of one field (``workspace``: see
+        :meth:`CacheReader.gather_padded`)."""
+        return self.reader.gather_padded(doc_ids, field, workspace=workspace)
 
 
 def _validate_chunk(chunk: list, writer: CacheWriter) -> list[tuple[str, str]]:

@@ -22,12 +22,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import zlib
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from lateint.cache.checksums import crc32
 from lateint.cache.fields import FieldSpec
 from lateint.cache.ids import as_id_list, decode_id, encode_ids, lookup_sorted, token_ranges
 from lateint.cache.files import sha256_file
@@ -269,15 +269,18 @@ class CacheReader:
         CRC-32 (``rows``: the docs' rows in their shards)."""
         for s, sel in groups:
             data = self._shard_data(s, spec)
-            src = token_ranges(starts[sel], lengths[sel])
-            dst = token_ranges(dest_starts[sel], lengths[sel])
-            if len(groups) == 1 and len(dst) == len(out):
-                # The requested docs fill ``out`` in order: read straight into it.
+            if len(groups) == 1 and int(lengths.sum()) == len(out):
+                # The requested docs fill ``out`` (no padding): one take straight into it.
+                src = token_ranges(starts[sel], lengths[sel])
+                dst = token_ranges(dest_starts[sel], lengths[sel])
                 inverse = np.empty_like(dst)
                 inverse[dst] = np.arange(len(dst))
                 np.take(data, src[inverse], axis=0, out=out, mode="clip")
             else:
-                out[dst] = data[src]
+                # Each document's rows are contiguous on both sides: one block copy per document
+                # (fancy indexing would first build a temporary as large as the batch).
+                for src, dst, n in zip(starts[sel].tolist(), dest_starts[sel].tolist(), lengths[sel].tolist()):
+                    out[dst:dst + n] = data[src:src + n]
             if self.check_reads and rows is not None:
                 self._check_crcs(s, spec, rows[sel], dest_starts[sel], lengths[sel], out)
 
@@ -287,7 +290,7 @@ class CacheReader:
         flat = memoryview(out.reshape(-1))
         width = spec.row_nbytes
         for i, (start, n) in enumerate(zip(dest_starts.tolist(), lengths.tolist())):
-            if zlib.crc32(flat[start * width:(start + n) * width]) != expected[i]:
+            if crc32(flat[start * width:(start + n) * width]) != expected[i]:
                 entry = self._shards[shard]
                 path = self.path / SHARDS_DIR / entry["name"] / data_file(spec.name)
                 raise CorruptionError(_describe_problems(
@@ -318,13 +321,19 @@ class CacheReader:
         """All fields of one document, decoded."""
         return {name: self.get([doc_id], name)[0] for name in self.fields}
 
-    def gather_padded(self, doc_ids: Sequence[str], field: str, pad_to: int | None = None):
+    def gather_padded(self, doc_ids: Sequence[str], field: str, pad_to: int | None = None,
+                      workspace: dict | None = None):
         """A padded batch ``(values, mask)`` as torch tensors.
 
         ``values`` is ``[B, L, *shape]`` (float32 for float codecs, the stored dtype for raw ones)
         with zeros in padding; ``mask`` is bool ``[B, L]``, True on stored tokens. ``L`` is
         ``pad_to`` if given (:class:`InputError` if a document is longer), else the longest
         document's length.
+
+        ``workspace``: a dict in which the read and decoded buffers are kept and reused from call
+        to call. Fresh buffers of this size cost more in page faults than the copy itself, so a
+        re-ranking loop passes one; the returned ``values`` then live in the workspace and are
+        overwritten by the next call that uses it for the same field.
         """
         import torch
 
@@ -341,10 +350,20 @@ class CacheReader:
                 raise InputError(f"pad_to={width} is shorter than documents {too_long} "
                                  f"(up to {longest} tokens in field {field!r}); use pad_to >= {longest} or None")
         batch = len(ids)
-        raw = np.zeros((batch * width, spec.row_nbytes), np.uint8)
-        self._gather_rows(spec, groups, starts, lengths, np.arange(batch, dtype=np.int64) * width, raw, rows)
-        values = torch.from_numpy(spec.codec_impl.decode(raw, spec.elems)).reshape(batch, width, *spec.shape)
         mask = torch.arange(width)[None, :] < torch.from_numpy(lengths)[:, None]
+        if workspace is None:
+            raw = np.zeros((batch * width, spec.row_nbytes), np.uint8)
+            self._gather_rows(spec, groups, starts, lengths, np.arange(batch, dtype=np.int64) * width, raw, rows)
+            values = torch.from_numpy(spec.codec_impl.decode(raw, spec.elems))
+            return values.reshape(batch, width, *spec.shape), mask
+        raw = _reused(workspace, (field, "raw"), (batch * width, spec.row_nbytes), np.uint8)
+        self._gather_rows(spec, groups, starts, lengths, np.arange(batch, dtype=np.int64) * width, raw, rows)
+        decoded = _reused(workspace, (field, "decoded"), (batch * width, spec.elems), spec.codec_impl.decoded_dtype)
+        values = torch.from_numpy(spec.codec_impl.decode(raw, spec.elems, out=decoded)).reshape(batch, width, *spec.shape)
+        # The reused buffers hold earlier documents' rows in the padding.
+        rows_of = decoded.reshape(batch, width, -1)
+        for i in np.flatnonzero(lengths < width).tolist():
+            rows_of[i, lengths[i]:] = 0
         return values, mask
 
     # ------------------------------------------------------------------ inspection
@@ -447,6 +466,18 @@ class CacheReader:
 
     def __repr__(self) -> str:
         return f"CacheReader({str(self.path)!r}, {len(self)} docs, fields {list(self.fields)})"
+
+
+def _reused(workspace: dict, key, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A C-contiguous ``shape`` array of ``dtype`` carved from a buffer kept in ``workspace`` (grown
+    when too small)."""
+    dtype = np.dtype(dtype)
+    need = int(np.prod(shape))
+    buffer = workspace.get(key)
+    if buffer is None or buffer.size < need or buffer.dtype != dtype:
+        buffer = np.empty(max(need, int(need * 1.25)), dtype)
+        workspace[key] = buffer
+    return buffer[:need].reshape(shape)
 
 
 def _describe_problems(folder: Path, problems: list[str]) -> str:

@@ -26,12 +26,12 @@ import json
 import os
 import time
 import warnings
-import zlib
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from lateint.cache.checksums import crc32
 from lateint.cache.fields import FieldSpec, normalize_fields
 from lateint.cache.files import WriterLock, atomic_write_bytes, fsync_dir, npy_bytes, remove_tree, sha256_file
 from lateint.cache.ids import IdSet, as_id_list, decode_id, encode_ids, token_ranges
@@ -223,7 +223,7 @@ class _OpenShard:
             self.hashes[name].update(buf)
             row_nbytes = rows.shape[1] if rows.ndim == 2 else 0
             cuts = np.concatenate([[0], np.cumsum(lens)]) * row_nbytes
-            crcs = np.fromiter((zlib.crc32(buf[a:b]) for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist())),
+            crcs = np.fromiter((crc32(buf[a:b]) for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist())),
                                np.uint32, len(lens))
             ends = self.tokens[name] + np.cumsum(lens)
             self.files[f"{name}{_OPEN_ENDS}"].write(ends.astype("<i8").tobytes())

@@ -100,27 +100,33 @@ def first_row_over_blocks(
 
     This is the last layer of a [CLS] head at L = T - 1 with cached document keys and values: the
     softmax runs over the two blocks' scores side by side, so the query's keys and values are
-    never copied once per candidate.
+    never copied once per candidate, and the documents' keys and values are read where they lie
+    (heads merged, as stored) instead of being copied into a per-head layout first.
 
     Args:
         first_row: ``[1, 1, H]`` the query's row-0 state entering the layer.
         query_kv: the query's keys and values ``[1, heads, Sq, d]``; ``query_mask`` ``[1, Sq]``.
-        doc_kv: the candidates' keys and values ``[B, heads, Sd, d]``; ``doc_mask`` ``[B, Sd]``.
+        doc_kv: the candidates' keys and values ``[B, Sd, H]`` (heads merged; any strides whose
+            last is 1, e.g. the two halves of one stored keys-and-values row); ``doc_mask`` ``[B, Sd]``.
 
     Returns:
         ``[B, 1, H]``, the layer's output at row 0 for each candidate.
     """
     attn = layer.attention.self
     n, d = _heads(layer)
-    B = doc_kv[0].shape[0]
-    q = attn.query(first_row).view(1, 1, n, d).transpose(1, 2) * (d**-0.5)
+    dk, dv = doc_kv
+    B, Sd, H = dk.shape
+    q = attn.query(first_row).view(n, d) * (d**-0.5)
     low = torch.finfo(q.dtype).min
-    s_q = torch.matmul(q, query_kv[0].transpose(-1, -2)).masked_fill(~query_mask[:, None, None, :], low)
-    s_d = torch.matmul(q, doc_kv[0].transpose(-1, -2)).masked_fill(~doc_mask[:, None, None, :], low)
-    probs = torch.cat([s_q.expand(B, -1, -1, -1), s_d], dim=-1).softmax(dim=-1)
+    s_q = torch.matmul(q.view(1, n, 1, d), query_kv[0].transpose(-1, -2)).masked_fill(~query_mask[:, None, None, :], low)
+    # One query row: a broadcast product and sum beats a batched matmul, which would first copy
+    # the keys into a per-head layout.
+    s_d = (dk.view(B, Sd, n, d) * q).sum(-1).transpose(1, 2).masked_fill(~doc_mask[:, None, :], low)  # [B, n, Sd]
+    probs = torch.cat([s_q.view(1, n, -1).expand(B, -1, -1), s_d], dim=-1).softmax(dim=-1)
     width = s_q.shape[-1]
-    context = torch.matmul(probs[..., :width], query_kv[1]) + torch.matmul(probs[..., width:], doc_kv[1])
-    context = context.transpose(1, 2).reshape(B, 1, n * d)
+    from_query = torch.matmul(probs[..., :width].unsqueeze(2), query_kv[1]).view(B, n * d)
+    from_docs = torch.einsum("bhs,bshd->bhd", probs[..., width:], dv.view(B, Sd, n, d))
+    context = (from_query + from_docs.reshape(B, n * d)).view(B, 1, n * d)
     rows = first_row.expand(B, 1, first_row.shape[-1])
     attended = layer.attention.output(context, rows)
     return layer.output(layer.intermediate(attended), attended)

@@ -199,8 +199,8 @@ class Trainer:
         if c.device and c.device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError("device='cuda' was asked for but no CUDA device is available.")
         amp = c.amp
-        if amp != "no" and not cuda:
-            logger.warning("amp=%s needs CUDA; training in fp32 on the CPU", amp)
+        if amp == "fp16" and not cuda:
+            logger.warning("amp=fp16 needs CUDA; training in fp32 on the CPU (amp=bf16 works there)")
             amp = "no"
         trackers = list(c.trackers) or None
         self.accelerator = acc = Accelerator(cpu=not cuda, mixed_precision=amp, log_with=trackers,

@@ -61,7 +61,7 @@ def test_wrong_types_and_values_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="teacher"):
         TrainConfig.load(write(tmp_path, 'model = "m"\n[loss]\nsoft = "kl"\n'))
     with pytest.raises(ConfigError, match="amp"):
-        TrainConfig.load(write(tmp_path, 'model = "m"\ndevice = "cpu"\namp = "bf16"\n'))
+        TrainConfig.load(write(tmp_path, 'model = "m"\ndevice = "cpu"\namp = "fp16"\n'))
     with pytest.raises(ConfigError, match="student_layers"):
         TrainConfig.load(write(tmp_path, 'model = "m"\nstudent_layers = "every_third"\n'))
 

@@ -53,6 +53,11 @@ class Representation:
     name: ClassVar[str]
     #: Every document has the same number of rows, so candidates need no length sorting.
     fixed_length: ClassVar[bool] = False
+    #: How much longer than a batch's shortest document its longest may be (see
+    #: :func:`lateint.batching.length_batches`): padding against the fixed cost of each batch.
+    padding_growth: float = 1.2
+    #: At most this many padded rows per batch (None: no limit besides the batch size).
+    batch_rows: int | None = None
 
     def __init__(self, ranker, storage: str = "fp16", compressor: nn.Module | None = None, precompute: str = "none"):
         self.ranker = ranker
@@ -84,6 +89,8 @@ class Representation:
         }
         if self.ranker.bi_encoder:
             settings["head"] = dict(vars(c.head))
+        if c.quantization != "none":  # absent for fp32, so caches built before the option stay valid
+            settings["quantization"] = c.quantization
         return settings
 
     def dependencies(self) -> dict[str, nn.Module]:
