@@ -59,7 +59,7 @@ from lateint.reranking import rerank  # noqa: E402
 from lateint.checkpoints import resolve  # noqa: E402
 from lateint.data import load_dataset  # noqa: E402
 from lateint.profiling.flops import LayerShape, rerank_flops  # noqa: E402
-from lateint.profiling.machine import matmul_peak  # noqa: E402
+from lateint.profiling.machine import linear_peak, matmul_peak  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------ setup
@@ -82,17 +82,21 @@ class Settings:
     compressor_steps: int
     ce_pairs: int
     ce_repeats: int
+    encode_docs: int
+    effectiveness_splits: list[int]
 
 
 def make_settings(quick: bool, seed: int, threads: int) -> Settings:
     if quick:
         return Settings(quick, seed, threads, minilm_queries=2, minilm_slow_queries=1, bert_queries=1,
                         bert_splits=[0, 11, 12], repeats=2, slow_repeat_seconds=1.0, top1000_queries=1,
-                        storage_queries=2, compressor_docs=300, compressor_steps=100, ce_pairs=32, ce_repeats=2)
+                        storage_queries=2, compressor_docs=300, compressor_steps=100, ce_pairs=32, ce_repeats=2,
+                        encode_docs=256, effectiveness_splits=[6])
     # Rows at L < T - 1 cost seconds per query and vary little, so they run on fewer queries.
     return Settings(quick, seed, threads, minilm_queries=5, minilm_slow_queries=2, bert_queries=1,
                     bert_splits=[0, 1, 3, 6, 9, 10, 11, 12], repeats=3, slow_repeat_seconds=1.0, top1000_queries=2,
-                    storage_queries=3, compressor_docs=1000, compressor_steps=400, ce_pairs=100, ce_repeats=3)
+                    storage_queries=3, compressor_docs=1000, compressor_steps=400, ce_pairs=100, ce_repeats=3,
+                    encode_docs=1000, effectiveness_splits=list(range(7)))
 
 
 @dataclass
@@ -400,6 +404,110 @@ def cross_encoder_compare(ce_path: Path, data: Data, s: Settings) -> dict:
     return result
 
 
+# ------------------------------------------------------------------------------------- section 7
+def _shown(path: Path) -> str:
+    path = path.resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+def _key(r: dict) -> tuple:
+    return (r["section"], r["model"], r["L"], r["cache_kind"], r["storage"], r["precompute"], r["batch_size"])
+
+
+def before_rows(before: dict, result: dict, path: Path) -> dict:
+    """Each row of an earlier run (same machine) that this run measured again, with both times."""
+    old = {_key(r): r for r in before["rows"]}
+    pairs = []
+    for r in result["rows"]:
+        b = old.get(_key(r))
+        if b is not None:
+            pairs.append({"section": r["section"], "model": r["model"], "L": r["L"], "cache": r["cache_kind"],
+                          "storage": r["storage"], "candidates": r["candidates"], "before_ms": b["mean_ms"],
+                          "after_ms": r["mean_ms"], "speedup": b["mean_ms"] / r["mean_ms"],
+                          "before_x_vs_L0": b.get("speedup_vs_L0"), "after_x_vs_L0": r.get("speedup_vs_L0")})
+    ce = before.get("cross_encoder", {})
+    return {"file": _shown(path), "torch": before["meta"]["torch"], "rows": pairs,
+            "cross_encoder_ours_over_theirs": {bs: ce.get(f"batch_{bs}", {}).get("ours_over_theirs") for bs in (32, 128)},
+            "breakdown": before.get("breakdown", [])}
+
+
+def int8_rows(ce_path: Path, minilm: Path, data: Data, s: Settings, tmp: Path, peak_int8: float) -> list[Row]:
+    """The MiniLM split sweep again with dynamic int8 Linear layers (``quantization="int8"``),
+    bounds taken against the measured int8 Linear peak."""
+    lengths = dict(max_query_length=MAX_Q, max_doc_length=MAX_D)
+    cls8 = SplitRanker.from_pretrained(ce_path, split=0, quantization="int8", **lengths)
+    twin8 = SplitRanker.from_pretrained(minilm, split=6, quantization="int8", **lengths)
+    T = cls8.num_layers
+    return split_sweep("MiniLM-L6 int8", cls8, twin8, data, pick_queries(data, s.minilm_queries),
+                       pick_queries(data, s.minilm_slow_queries), range(T + 1), lambda L: ("fp16",), (T - 1,), tmp, s,
+                       peak_int8)
+
+
+def int8_effectiveness(minilm: Path, tmp: Path, splits: Sequence[int], runs_dir: Path) -> dict:
+    """nDCG@10 on DL19 (BM25 top-100) of the zero-shot twin (mean pooling, cosine) at every L in
+    fp32 and int8; the TREC runs are kept in ``runs_dir`` so every figure can be recomputed."""
+    import ranx
+
+    from lateint.data.runs import read_run
+    from lateint.pipeline.rerank_run import rerank_dataset
+
+    handle = load_dataset(DATASET)
+    candidates = handle.candidates(run="bm25", depth=100)
+    qrels = ranx.Qrels(handle.qrels())
+    out: dict[str, Any] = {"model": f"{MINILM} twin head (mean pooling, cosine), zero-shot", "queries": len(candidates),
+                           "first_stage": "bm25 top-100", "cache_storage": "fp16", "runs": _shown(runs_dir),
+                           "rows": []}
+    for quantization in ("none", "int8"):
+        base = SplitRanker.from_pretrained(minilm, split=6, head="twin", pooling="mean", crossing="cosine",
+                                           max_query_length=MAX_Q, max_doc_length=MAX_D, quantization=quantization)
+        for L in splits:
+            name = f"L{L}-{'fp32' if quantization == 'none' else 'int8'}"
+            run_path = runs_dir / f"{name}.trec"
+            for stale in (run_path, run_path.with_name(run_path.name + ".progress")):
+                stale.unlink(missing_ok=True)
+            rerank_dataset(base.at(L), handle, candidates, run_path, tag=name, cache_root=tmp / f"eff-{name}",
+                           storage="fp16", progress=False)
+            run = ranx.Run({q: {d: float(v) for d, v in docs.items()} for q, docs in read_run(run_path).items()})
+            value = float(ranx.evaluate(qrels, run, "ndcg@10", make_comparable=True))
+            out["rows"].append({"L": L, "quantization": quantization, "ndcg@10": round(value, 4),
+                                "run": _shown(run_path)})
+            log(f"effectiveness {name}: nDCG@10 {value:.4f}")
+            shutil.rmtree(tmp / f"eff-{name}", ignore_errors=True)
+    by = {(r["L"], r["quantization"]): r["ndcg@10"] for r in out["rows"]}
+    out["change"] = {L: round(by[(L, "int8")] - by[(L, "none")], 4) for L in splits}
+    return out
+
+
+def sentence_transformers_encode_compare(minilm: Path, data: Data, s: Settings, tmp: Path) -> dict:
+    """Cache build at L = T against ``SentenceTransformer.encode`` of the same model and passages,
+    in this run (same threads, same maximum length, batch 64 for both)."""
+    from sentence_transformers import SentenceTransformer
+
+    ids = sorted(data.texts)[: s.encode_docs]
+    docs = [(d, data.texts[d]) for d in ids]
+    twin = SplitRanker.from_pretrained(minilm, split=6, max_query_length=MAX_Q, max_doc_length=MAX_D)
+    model = SentenceTransformer(str(minilm), device="cpu")
+    model.max_seq_length = MAX_D
+    texts = [t for _, t in docs]
+    model.encode(texts[:64], batch_size=64)
+    build_cache(twin, docs[:64], tmp / "encode-warmup", "fp16")
+    builds, encodes = [], []
+    for _ in range(2):
+        start = time.perf_counter()
+        build_cache(twin, docs, tmp / "encode-build", "fp16")
+        builds.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        model.encode(texts, batch_size=64)
+        encodes.append(time.perf_counter() - start)
+    shutil.rmtree(tmp / "encode-build", ignore_errors=True)
+    result = {"docs": len(docs), "max_length": MAX_D, "batch_size": 64, "repeats": 2,
+              "cache_build_docs_per_s": len(docs) / min(builds), "encode_docs_per_s": len(docs) / min(encodes)}
+    result["build_over_encode"] = result["cache_build_docs_per_s"] / result["encode_docs_per_s"]
+    log(f"L=T cache build {result['cache_build_docs_per_s']:.1f} docs/s vs SentenceTransformer.encode "
+        f"{result['encode_docs_per_s']:.1f} docs/s: {result['build_over_encode']:.2f}x")
+    return result
+
+
 # ------------------------------------------------------------------------------------- section 6
 def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
     try:
@@ -636,6 +744,34 @@ def render_markdown(result: dict) -> str:
         parts = ", ".join(f"{k} {v:.2f}" for k, v in b["ms_per_query"].items())
         md.append(f"- L={b['L']} ({b['cache_kind']}, precompute={b['precompute']}): total "
                   f"{b['total_ms_per_query']:.2f} ms: {parts}")
+    enc = result["sentence_transformers_encode"]
+    md += ["", "## Cache build at L = T against SentenceTransformer.encode (same run)", "",
+           f"{enc['docs']} DL19 passages, max length {enc['max_length']}, batch {enc['batch_size']}, best of "
+           f"{enc['repeats']}: cache build {enc['cache_build_docs_per_s']:.1f} docs/s, SentenceTransformer.encode "
+           f"{enc['encode_docs_per_s']:.1f} docs/s: **{enc['build_over_encode']:.2f}x**."]
+    eff = result["int8_effectiveness"]
+    md += ["", "## int8 Linear layers: nDCG@10 on DL19", "",
+           f"{eff['model']}, {eff['queries']} queries, {eff['first_stage']}, {eff['cache_storage']} caches; TREC runs in "
+           f"`{eff['runs']}`.", "", "| L | fp32 | int8 | change |", "|---|---|---|---|"]
+    by = {(r["L"], r["quantization"]): r["ndcg@10"] for r in eff["rows"]}
+    for L, change in eff["change"].items():
+        md.append(f"| {L} | {by[(int(L), 'none')]:.4f} | {by[(int(L), 'int8')]:.4f} | {change:+.4f} |")
+    if result.get("before"):
+        b = result["before"]
+        md += ["", "## Before and after (same machine)", "",
+               f"Earlier version: `{b['file']}` (torch {b['torch']}), mean ms per query.", "",
+               "| section | model | L | cache | storage | cand | before ms | after ms | speed-up | x vs L=0 before | after |",
+               "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in b["rows"]:
+            fmt = lambda v: f"{v:.1f}" if v else ""  # noqa: E731
+            md.append(f"| {r['section']} | {r['model']} | {r['L']} | {r['cache']} | {r['storage']} | {r['candidates']} | "
+                      f"{r['before_ms']:.2f} | {r['after_ms']:.2f} | {r['speedup']:.2f}x | {fmt(r['before_x_vs_L0'])} | "
+                      f"{fmt(r['after_x_vs_L0'])} |")
+        md += ["", "Where the time went before:", ""]
+        for x in b["breakdown"]:
+            parts = ", ".join(f"{k} {v:.2f}" for k, v in x["ms_per_query"].items())
+            md.append(f"- L={x['L']} ({x['cache_kind']}, precompute={x['precompute']}): total "
+                      f"{x['total_ms_per_query']:.2f} ms: {parts}")
     md += ["", "## Targets", "", "| target | status | measured |", "|---|---|---|"]
     for t in result["targets"]:
         md.append(f"| {t['target']} | {'MET' if t['met'] else 'NOT MET'} | {t['measured']} |")
@@ -668,6 +804,32 @@ def evaluate_targets(result: dict) -> list[dict]:
     targets.append({"target": "L=0 at least as fast as sentence-transformers CrossEncoder",
                     "met": worst_ce <= 1.0, "measured": f"ours/theirs {ce['batch_32']['ours_over_theirs']:.2f} (batch 32), "
                                                         f"{ce['batch_128']['ours_over_theirs']:.2f} (batch 128)"})
+    t1000 = [r for r in rows if r.section == "top1000" and r.L == r.T and r.storage == "fp16" and r.batch_size == 128]
+    if t1000:
+        targets.append({"target": "twin top-1000 <= 5 ms per query", "met": t1000[0].mean_ms <= 5,
+                        "measured": f"{t1000[0].mean_ms:.2f} ms"})
+    kv = [r for r in main if r.model == "MiniLM-L6" and r.L == r.T - 1 and r.precompute == "kv"]
+    if kv:
+        targets.append({"target": "L = T-1 (kv) top-100 <= 8 ms per query", "met": kv[0].mean_ms <= 8,
+                        "measured": f"{kv[0].mean_ms:.2f} ms"})
+    for model, goal in (("MiniLM-L6", 150), ("BERT-base-random", 300)):
+        fast = [r for r in main if r.model == model and r.L == r.T - 1 and r.speedup_vs_L0]
+        if fast:
+            best = max(r.speedup_vs_L0 for r in fast)
+            targets.append({"target": f"{model}: L = T-1 >= {goal}x faster than L = 0", "met": best >= goal,
+                            "measured": f"{best:.1f}x"})
+    targets.append({"target": "L = 0 vs CrossEncoder at its default batch size (32) <= 0.65",
+                    "met": ce["batch_32"]["ours_over_theirs"] <= 0.65,
+                    "measured": f"{ce['batch_32']['ours_over_theirs']:.2f}"})
+    enc = result.get("sentence_transformers_encode")
+    if enc:
+        targets.append({"target": "cache build at L = T vs SentenceTransformer.encode >= 1.2x",
+                        "met": enc["build_over_encode"] >= 1.2, "measured": f"{enc['build_over_encode']:.2f}x"})
+    eff = result.get("int8_effectiveness")
+    if eff:
+        worst = min(eff["change"].values())
+        targets.append({"target": "int8 Linear layers lose <= 0.005 nDCG@10 on DL19 at every L",
+                        "met": worst >= -0.005, "measured": ", ".join(f"L={L}: {c:+.4f}" for L, c in eff["change"].items())})
     int8 = [r for r in result["storage"] if r["storage"] == "int8" and r["compression"] == "none"]
     if int8:
         ok = all(r["bytes_per_hidden_dim"] <= 1.15 and r["kendall_tau_min"] >= 0.98 for r in int8)
@@ -685,6 +847,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tmp", type=Path, default=None, help="folder for caches (default: a temp dir under benchmarks/results/tmp)")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="rerank_latency.json of an earlier version measured on this machine: its rows are shown "
+                             "next to the new ones")
     args = parser.parse_args(argv)
 
     wall = time.perf_counter()
@@ -697,8 +862,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="rerank-latency-", dir=args.tmp or _TMP_ROOT))
     try:
         peak_repeats = 20
-        peak = matmul_peak(repeats=peak_repeats)
-        log(f"matmul peak {peak / 1e9:.1f} GFLOP/s, torch {torch.__version__}, {torch.get_num_threads()} threads")
+        # The bound is taken against the fastest fp32 kernel the rows can use: torch's matmul or the
+        # packed Linear the encoder runs with at inference.
+        peak = max(matmul_peak(repeats=peak_repeats), linear_peak(repeats=peak_repeats))
+        peak_int8 = linear_peak(repeats=peak_repeats, quantization="int8")
+        log(f"fp32 peak {peak / 1e9:.1f} GFLOP/s, int8 Linear peak {peak_int8 / 1e9:.1f} GFLOP/s, "
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads")
         data = load_data()
         log(f"data: {len(data.queries)} queries, {len(data.texts)} passages")
 
@@ -719,6 +888,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         t1000, t1000_info = top1000_rows(mini_cls, mini_twin, data, s, tmp, peak)
         rows += t1000
         ce = cross_encoder_compare(ce_path, data, s)
+        encode = sentence_transformers_encode_compare(minilm, data, s, tmp)
+        rows += int8_rows(ce_path, minilm, data, s, tmp, peak_int8)
         storage = storage_rows(mini_cls, data, s, tmp, (3, 5) if not s.quick else (3,))
         bd = breakdown(mini_cls, mini_twin, data, tmp, s.repeats)
 
@@ -728,10 +899,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         rows += split_sweep("BERT-base-random", bert_cls, bert_twin, data, bq, bq, s.bert_splits,
                             lambda L: ("fp16",), (11,), tmp, s, peak)
         # The machine is shared: take the better of two peak measurements (start and end of the run).
-        peak_end = matmul_peak(repeats=peak_repeats)
+        peak_end = max(matmul_peak(repeats=peak_repeats), linear_peak(repeats=peak_repeats))
         log(f"matmul peak at the end {peak_end / 1e9:.1f} GFLOP/s")
         if peak_end > peak:
-            for r in rows:
+            for r in (r for r in rows if "int8" not in r.model):
                 scale = peak_end / peak
                 r.flop_bound_ms /= scale
                 r.ratio *= scale
@@ -743,6 +914,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                      "python": sys.version.split()[0], "platform": platform.platform(), "threads": torch.get_num_threads(),
                      "cpu_count": os.cpu_count(), "matmul_peak_gflops": max(peak, peak_end) / 1e9,
                      "matmul_peak_start_end_gflops": [peak / 1e9, peak_end / 1e9], "matmul_peak_repeats": peak_repeats,
+                     "peak": "fp32: the better of torch.mm and the packed Linear kernel (2048^2); int8 rows: the "
+                             "dynamic int8 Linear kernel (2048^2)",
                      "quick": s.quick, "settings": s.__dict__, "max_query_length": MAX_Q, "max_doc_length": MAX_D,
                      "models": {"MiniLM-L6": {"cls (L<T)": f"{MINILM} + seeded 1-label classifier (torch.manual_seed(1234), "
                                                           "weight ~ N(0, 0.5), bias 0.1), saved by transformers",
@@ -761,7 +934,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             "cross_encoder": ce,
             "storage": storage,
             "breakdown": bd,
+            "sentence_transformers_encode": encode,
+            "int8_effectiveness": int8_effectiveness(minilm, tmp, s.effectiveness_splits,
+                                                     args.out / "rerank_latency_runs"),
         }
+        result["meta"]["int8_linear_peak_gflops"] = peak_int8 / 1e9
+        if args.before is not None:
+            result["before"] = before_rows(json.loads(args.before.read_text()), result, args.before)
         result["meta"]["wall_seconds"] = time.perf_counter() - wall
         result["targets"] = evaluate_targets(result)
         args.out.mkdir(parents=True, exist_ok=True)

@@ -10,3 +10,11 @@ def test_batches_close_on_size_or_length_growth():
     assert length_batches(order, lengths, max_items=8) == [[0, 1, 2], [3], [4, 5], [6]]
     assert length_batches(order, lengths, max_items=2, max_growth=100) == [[0, 1], [2, 3], [4, 5], [6]]
     assert length_batches([], [], max_items=4) == []
+
+
+def test_batches_close_on_padded_rows():
+    lengths = [10, 20, 30, 40]
+    # max_tokens=60: [10, 20] pads to 2 * 20 = 40; adding 30 would pad to 90 > 60; [30] then 2 * 40 = 80 > 60.
+    assert length_batches(list(range(4)), lengths, max_items=8, max_growth=100, max_tokens=60) == [[0, 1], [2], [3]]
+    # A single item longer than the budget still forms its own batch instead of being dropped.
+    assert length_batches([0], [500], max_items=8, max_tokens=60) == [[0]]

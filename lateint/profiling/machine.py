@@ -23,3 +23,25 @@ def matmul_peak(size: int = 2048, repeats: int = 10, dtype: torch.dtype = torch.
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
     return 2.0 * size**3 / best
+
+
+def linear_peak(size: int = 2048, repeats: int = 10, quantization: str = "none") -> float:
+    """Best sustained FLOP/s of a ``size x size`` Linear layer on ``size`` rows with the CPU
+    inference kernel of :mod:`lateint.modeling.linear_kernels` (packed fp32, or dynamic int8),
+    so that rows run by those kernels are held against their own peak."""
+    from torch import nn
+
+    from lateint.modeling.linear_kernels import use_fast_linears
+
+    layer = nn.Linear(size, size)
+    use_fast_linears(layer, quantization)
+    x = torch.randn(size, size)
+    best = float("inf")
+    with torch.inference_mode():
+        for _ in range(2):
+            layer(x)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            layer(x)
+            best = min(best, time.perf_counter() - start)
+    return 2.0 * size**3 / best
