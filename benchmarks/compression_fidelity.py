@@ -20,7 +20,8 @@ rows already measured with the same settings) and each row's TREC run to
 ``benchmarks/results/compression/runs/`` so that every nDCG can be recomputed. Trained models and
 caches go to ``benchmarks/results/tmp/compression`` (not committed).
 
-Usage: ``python benchmarks/compression_fidelity.py [--splits 3 5] [--steps 250] [--dims 16 32 64 128]``
+Usage: ``python benchmarks/compression_fidelity.py [--splits 3 5] [--steps 250] [--dims 16 32 64 128]
+[--ae-dims 128]``
 """
 
 from __future__ import annotations
@@ -162,6 +163,8 @@ def render(result: dict) -> str:
         if t:
             md.append(f"- L={L}: {'met' if t['met'] else 'not met'}"
                       + (f" by {', '.join(t['rows'])}" if t["rows"] else "") + ".")
+    if result.get("notes"):
+        md += ["", "Observations:", ""] + [f"- {n}" for n in result["notes"]]
     md += ["", "Each row's TREC run is in `benchmarks/results/compression/runs/`. The fine-tuned joint layers "
            "make each through-ranker row a different model from the reference: its cache is built with the "
            "unchanged lower layers, and its scores come from its own joint layers.", ""]
@@ -171,7 +174,8 @@ def render(result: dict) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--splits", type=int, nargs="+", default=[3])
-    p.add_argument("--dims", type=int, nargs="+", default=[16, 32, 64, 128])
+    p.add_argument("--dims", type=int, nargs="*", default=[16, 32, 64, 128], help="through-ranker widths")
+    p.add_argument("--ae-dims", type=int, nargs="*", default=[128], help="auto-encoder-only widths")
     p.add_argument("--steps", type=int, default=250)
     p.add_argument("--train-queries", type=int, default=200)
     p.add_argument("--docs-per-query", type=int, default=8)
@@ -223,15 +227,17 @@ def main() -> None:
             rows[ref_name] = {**row, "method": "uncompressed", "dim": None}
             log(f"{ref_name}: nDCG@10 {row['ndcg10']:.4f}")
             save()
-        ae_name = f"L{L}-autoencoder-e128"
-        if not all(f"{ae_name}-{s}" in rows for s in ("fp16", "int8")):
-            comp, info = train_compressor(ranker, train_texts, 128, steps=args.ae_steps, seed=args.seed)
+        for dim in args.ae_dims:
+            ae_name = f"L{L}-autoencoder-e{dim}"
+            if all(f"{ae_name}-{s}" in rows for s in ("fp16", "int8")):
+                continue
+            comp, info = train_compressor(ranker, train_texts, dim, steps=args.ae_steps, seed=args.seed)
             training = {"steps": info.steps, "seed": info.seed, "docs": info.documents, "tokens": info.tokens,
                         "initial_mse": info.initial_mse, "final_mse": info.final_mse}
             for storage in ("fp16", "int8"):
                 name = f"{ae_name}-{storage}"
                 row, _ = measure(name, ranker, comp, storage, ev, reference)
-                rows[name] = {**row, "method": "auto-encoder e=128", "dim": 128, "training": training}
+                rows[name] = {**row, "method": f"auto-encoder e={dim}", "dim": dim, "training": training}
                 log(f"{name}: {row['bytes_per_token']} B/token tau {row['kendall_tau_mean']:.4f} "
                     f"nDCG@10 {row['ndcg10']:.4f}")
                 save()
