@@ -3,10 +3,13 @@
 ``compress``: ``Linear(H -> e)`` (what is stored, ``e`` numbers per token, optionally in fp16 or
 int8 on top); ``decompress``: ``GELU -> Linear(e -> H) -> LayerNorm`` at query time.
 
-PreTTR trains the compressor with the ranker; here it is trained on its own, as an auto-encoder
-of the ranker's real layer-L document states (mean squared reconstruction error), which needs no
-labels and leaves the ranker untouched: :func:`train_compressor`. The benchmarks measure what it
-costs in score fidelity (Kendall tau, max error against uncompressed states).
+Two ways to fit one. :func:`train_compressor` trains it on its own, as an auto-encoder of the
+ranker's real layer-L document states (mean squared reconstruction error), which needs no labels
+and leaves the ranker untouched, but spends its capacity on reconstruction rather than on what the
+ranking depends on. PreTTR trains it with the ranker instead:
+:func:`lateint.training.compressor.train_compressor_through_ranker` fits it together with the
+joint layers and head to the uncompressed model's scores (a new ranker comes out with it).
+``benchmarks/compression_fidelity.py`` measures both in score fidelity and nDCG@10.
 """
 
 from __future__ import annotations
