@@ -710,8 +710,10 @@ def render_markdown(result: dict) -> str:
     m = result["meta"]
     rows = [Row(**r) for r in result["rows"]]
     md = ["# Re-ranking latency on TREC DL 2019 (CPU)", "",
-          f"torch {m['torch']}, {m['threads']} threads, seed {m['seed']}, matmul peak "
-          f"{m['matmul_peak_gflops']:.1f} GFLOP/s (fp32, 2048^2, best of {m['matmul_peak_repeats']}), "
+          f"torch {m['torch']}, {m['threads']} threads, seed {m['seed']}, fp32 peak "
+          f"{m['matmul_peak_gflops']:.1f} GFLOP/s (the better of torch.mm and the packed Linear kernel, 2048^2, best of "
+          f"{m['matmul_peak_repeats']}; int8 rows against the int8 Linear peak "
+          f"{m.get('int8_linear_peak_gflops', float('nan')):.1f} GFLOP/s), "
           f"{'quick' if m['quick'] else 'full'} run, {m['wall_seconds']:.0f} s. max_query_length {MAX_Q}, "
           f"max_doc_length {MAX_D}. Times are per query, best of `rep` passes per query, then mean/median over "
           "queries; `bound` = FLOPs of the remaining work / matmul peak; `ratio` = measured / bound "
