@@ -227,6 +227,17 @@ def main() -> None:
             rows[ref_name] = {**row, "method": "uncompressed", "dim": None}
             log(f"{ref_name}: nDCG@10 {row['ndcg10']:.4f}")
             save()
+
+        def measure_storages(prefix: str, model, comp, method: str, dim: int, training: dict) -> None:
+            """The fp16 and int8 rows of one compressor, each saved as soon as it is measured."""
+            for storage in ("fp16", "int8"):
+                name = f"{prefix}-{storage}"
+                row, _ = measure(name, model, comp, storage, ev, reference)
+                rows[name] = {**row, "method": method, "dim": dim, "training": training}
+                log(f"{name}: {row['bytes_per_token']} B/token tau {row['kendall_tau_mean']:.4f} "
+                    f"nDCG@10 {row['ndcg10']:.4f}")
+                save()
+
         for dim in args.ae_dims:
             ae_name = f"L{L}-autoencoder-e{dim}"
             if all(f"{ae_name}-{s}" in rows for s in ("fp16", "int8")):
@@ -234,13 +245,7 @@ def main() -> None:
             comp, info = train_compressor(ranker, train_texts, dim, steps=args.ae_steps, seed=args.seed)
             training = {"steps": info.steps, "seed": info.seed, "docs": info.documents, "tokens": info.tokens,
                         "initial_mse": info.initial_mse, "final_mse": info.final_mse}
-            for storage in ("fp16", "int8"):
-                name = f"{ae_name}-{storage}"
-                row, _ = measure(name, ranker, comp, storage, ev, reference)
-                rows[name] = {**row, "method": f"auto-encoder e={dim}", "dim": dim, "training": training}
-                log(f"{name}: {row['bytes_per_token']} B/token tau {row['kendall_tau_mean']:.4f} "
-                    f"nDCG@10 {row['ndcg10']:.4f}")
-                save()
+            measure_storages(ae_name, ranker, comp, f"auto-encoder e={dim}", dim, training)
         for dim in args.dims:
             name = f"L{L}-through-ranker-e{dim}"
             if all(f"{name}-{s}" in rows for s in ("fp16", "int8")):
@@ -265,13 +270,7 @@ def main() -> None:
                 log(f"{name}: loss {info.initial_loss:.2e} -> {info.final_loss:.2e}, held-out "
                     f"{info.held_out_initial_loss:.2e} -> {info.held_out_final_loss:.2e}")
             student.eval()
-            for storage in ("fp16", "int8"):
-                row_name = f"{name}-{storage}"
-                row, _ = measure(row_name, student, comp, storage, ev, reference)
-                rows[row_name] = {**row, "method": f"through ranker e={dim}", "dim": dim, "training": record}
-                log(f"{row_name}: {row['bytes_per_token']} B/token tau {row['kendall_tau_mean']:.4f} "
-                    f"nDCG@10 {row['ndcg10']:.4f}")
-                save()
+            measure_storages(name, student, comp, f"through ranker e={dim}", dim, record)
         ref = rows[ref_name]["ndcg10"]
         meeting = [n for n, r in rows.items() if r["bytes_per_token"] <= TARGET_BYTES
                    and r["ndcg10"] >= ref * (1 - TARGET_REL)]

@@ -706,6 +706,12 @@ def row_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def breakdown_lines(breakdown: list[dict]) -> list[str]:
+    """One line per measured split: the total and each part, ms per query."""
+    return [f"- L={b['L']} ({b['cache_kind']}, precompute={b['precompute']}): total {b['total_ms_per_query']:.2f} ms: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in b["ms_per_query"].items()) for b in breakdown]
+
+
 def render_markdown(result: dict) -> str:
     m = result["meta"]
     rows = [Row(**r) for r in result["rows"]]
@@ -742,10 +748,7 @@ def render_markdown(result: dict) -> str:
                   f"{r['bytes_per_hidden_dim']:.3f} | {r['build_docs_per_s']:.0f} | {r['build_tokens_per_s']:.0f} | "
                   f"{r['kendall_tau_mean']:.4f} | {r['kendall_tau_min']:.4f} | {r['max_abs_err']:.2e} |")
     md += ["", "## Where the time goes (MiniLM, BM25 top-100, fp16 caches, ms per query)", ""]
-    for b in result["breakdown"]:
-        parts = ", ".join(f"{k} {v:.2f}" for k, v in b["ms_per_query"].items())
-        md.append(f"- L={b['L']} ({b['cache_kind']}, precompute={b['precompute']}): total "
-                  f"{b['total_ms_per_query']:.2f} ms: {parts}")
+    md += breakdown_lines(result["breakdown"])
     enc = result["sentence_transformers_encode"]
     md += ["", "## Cache build at L = T against SentenceTransformer.encode (same run)", "",
            f"{enc['docs']} DL19 passages, max length {enc['max_length']}, batch {enc['batch_size']}, best of "
@@ -769,11 +772,7 @@ def render_markdown(result: dict) -> str:
             md.append(f"| {r['section']} | {r['model']} | {r['L']} | {r['cache']} | {r['storage']} | {r['candidates']} | "
                       f"{r['before_ms']:.2f} | {r['after_ms']:.2f} | {r['speedup']:.2f}x | {fmt(r['before_x_vs_L0'])} | "
                       f"{fmt(r['after_x_vs_L0'])} |")
-        md += ["", "Where the time went before:", ""]
-        for x in b["breakdown"]:
-            parts = ", ".join(f"{k} {v:.2f}" for k, v in x["ms_per_query"].items())
-            md.append(f"- L={x['L']} ({x['cache_kind']}, precompute={x['precompute']}): total "
-                      f"{x['total_ms_per_query']:.2f} ms: {parts}")
+        md += ["", "Where the time went before:", "", *breakdown_lines(b["breakdown"])]
     md += ["", "## Targets", "", "| target | status | measured |", "|---|---|---|"]
     for t in result["targets"]:
         md.append(f"| {t['target']} | {'MET' if t['met'] else 'NOT MET'} | {t['measured']} |")

@@ -1,8 +1,10 @@
-"""Grouping length-sorted items into batches that waste little compute on padding."""
+"""Grouping length-sorted items into batches that waste little compute on padding, and padding them."""
 
 from __future__ import annotations
 
 from typing import Sequence
+
+import torch
 
 
 def length_batches(order: Sequence[int], lengths: Sequence[int], max_items: int, max_growth: float = 1.2,
@@ -31,3 +33,15 @@ def length_batches(order: Sequence[int], lengths: Sequence[int], max_items: int,
     if current:
         batches.append(current)
     return batches
+
+
+def pad_rows(tensors: Sequence[torch.Tensor], device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack ``[len_i, H]`` tensors into ``[B, max_len, H]`` (zeros in padding) with a bool mask,
+    on ``device`` (default: where the tensors are)."""
+    width = max(t.shape[0] for t in tensors)
+    out = tensors[0].new_zeros((len(tensors), width, tensors[0].shape[-1]))
+    mask = torch.zeros((len(tensors), width), dtype=torch.bool, device=out.device)
+    for i, t in enumerate(tensors):
+        out[i, : t.shape[0]] = t
+        mask[i, : t.shape[0]] = True
+    return (out, mask) if device is None else (out.to(device), mask.to(device))

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from lateint import checkpoints
-from lateint.batching import length_batches
+from lateint.batching import length_batches, pad_rows
 from lateint.config import RankerConfig, default_layout
 from lateint.errors import ConfigError, InputError
 from lateint.modeling.heads import Head, SideRep
@@ -387,7 +387,7 @@ class SplitRanker(nn.Module):
                 qb, db = self.pair_batches([q_sides[i] for i in qi], [d_sides[i] for i in di])
                 out[rows] = self.forward_reference(qb, db).float().cpu()
                 continue
-            q, q_mask = _pad([q_states[i] for i in qi], self.device)
+            q, q_mask = pad_rows([q_states[i] for i in qi], self.device)
             # In the packed layout a document's positions (so its states) follow the query's length.
             keys = [(d, len(q_sides[q_]) if packed else 0) for q_, d in zip(qi, di)]
             uniq = list(dict.fromkeys(keys))
@@ -532,17 +532,6 @@ class SplitRanker(nn.Module):
 
         return push_to_hub(self, repo_id, token=token, private=private, revision=revision,
                            commit_message=commit_message, card=card, api=api)
-
-
-def _pad(tensors: list[torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack ``[len_i, H]`` tensors into ``[B, max_len, H]`` with a bool mask."""
-    width = max(t.shape[0] for t in tensors)
-    out = tensors[0].new_zeros((len(tensors), width, tensors[0].shape[-1]))
-    mask = torch.zeros((len(tensors), width), dtype=torch.bool, device=out.device)
-    for i, t in enumerate(tensors):
-        out[i, : t.shape[0]] = t
-        mask[i, : t.shape[0]] = True
-    return out.to(device), mask.to(device)
 
 
 def _cat_padded(parts: list[torch.Tensor]) -> torch.Tensor:

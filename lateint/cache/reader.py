@@ -351,20 +351,17 @@ class CacheReader:
                                  f"(up to {longest} tokens in field {field!r}); use pad_to >= {longest} or None")
         batch = len(ids)
         mask = torch.arange(width)[None, :] < torch.from_numpy(lengths)[:, None]
-        if workspace is None:
-            raw = np.zeros((batch * width, spec.row_nbytes), np.uint8)
-            self._gather_rows(spec, groups, starts, lengths, np.arange(batch, dtype=np.int64) * width, raw, rows)
-            values = torch.from_numpy(spec.codec_impl.decode(raw, spec.elems))
-            return values.reshape(batch, width, *spec.shape), mask
-        raw = _reused(workspace, (field, "raw"), (batch * width, spec.row_nbytes), np.uint8)
-        self._gather_rows(spec, groups, starts, lengths, np.arange(batch, dtype=np.int64) * width, raw, rows)
-        decoded = _reused(workspace, (field, "decoded"), (batch * width, spec.elems), spec.codec_impl.decoded_dtype)
-        values = torch.from_numpy(spec.codec_impl.decode(raw, spec.elems, out=decoded)).reshape(batch, width, *spec.shape)
-        # The reused buffers hold earlier documents' rows in the padding.
-        rows_of = decoded.reshape(batch, width, -1)
+        reuse = workspace is not None
+        raw = _reused(workspace if reuse else {}, (field, "raw"), (batch * width, spec.row_nbytes), np.uint8)
+        # Padding decodes to zeros; a reused buffer still holds earlier documents' rows there.
         for i in np.flatnonzero(lengths < width).tolist():
-            rows_of[i, lengths[i]:] = 0
-        return values, mask
+            raw[i * width + int(lengths[i]):(i + 1) * width] = 0
+        self._gather_rows(spec, groups, starts, lengths, np.arange(batch, dtype=np.int64) * width, raw, rows)
+        # Without a workspace, codecs that store values as they are decode to a view of ``raw``.
+        decoded = (_reused(workspace, (field, "decoded"), (batch * width, spec.elems), spec.codec_impl.decoded_dtype)
+                   if reuse else None)
+        values = torch.from_numpy(spec.codec_impl.decode(raw, spec.elems, out=decoded))
+        return values.reshape(batch, width, *spec.shape), mask
 
     # ------------------------------------------------------------------ inspection
 
@@ -469,14 +466,15 @@ class CacheReader:
 
 
 def _reused(workspace: dict, key, shape: tuple[int, ...], dtype) -> np.ndarray:
-    """A C-contiguous ``shape`` array of ``dtype`` carved from a buffer kept in ``workspace`` (grown
-    when too small)."""
+    """A C-contiguous ``shape`` array of ``dtype`` carved from a buffer kept in ``workspace`` (made
+    to size, then grown with some slack when a later call needs more)."""
     dtype = np.dtype(dtype)
     need = int(np.prod(shape))
     buffer = workspace.get(key)
-    if buffer is None or buffer.size < need or buffer.dtype != dtype:
-        buffer = np.empty(max(need, int(need * 1.25)), dtype)
-        workspace[key] = buffer
+    if buffer is None or buffer.dtype != dtype:
+        buffer = workspace[key] = np.empty(need, dtype)
+    elif buffer.size < need:
+        buffer = workspace[key] = np.empty(int(need * 1.25), dtype)
     return buffer[:need].reshape(shape)
 
 

@@ -7,22 +7,26 @@ import time
 import torch
 
 
+def _best_seconds(run, repeats: int, sync=lambda: None) -> float:
+    """The fastest of ``repeats`` timed calls of ``run``, after two warm-up calls."""
+    for _ in range(2):
+        run()
+    best = float("inf")
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        run()
+        sync()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def matmul_peak(size: int = 2048, repeats: int = 10, dtype: torch.dtype = torch.float32, device: str = "cpu") -> float:
     """Best sustained FLOP/s of a square ``size`` matrix product (after a warm-up)."""
     a = torch.randn(size, size, dtype=dtype, device=device)
     b = torch.randn(size, size, dtype=dtype, device=device)
-    for _ in range(2):
-        a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        if device != "cpu":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        a @ b
-        if device != "cpu":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return 2.0 * size**3 / best
+    sync = torch.cuda.synchronize if device != "cpu" else (lambda: None)
+    return 2.0 * size**3 / _best_seconds(lambda: a @ b, repeats, sync)
 
 
 def linear_peak(size: int = 2048, repeats: int = 10, quantization: str = "none") -> float:
@@ -36,12 +40,5 @@ def linear_peak(size: int = 2048, repeats: int = 10, quantization: str = "none")
     layer = nn.Linear(size, size)
     use_fast_linears(layer, quantization)
     x = torch.randn(size, size)
-    best = float("inf")
     with torch.inference_mode():
-        for _ in range(2):
-            layer(x)
-        for _ in range(repeats):
-            start = time.perf_counter()
-            layer(x)
-            best = min(best, time.perf_counter() - start)
-    return 2.0 * size**3 / best
+        return 2.0 * size**3 / _best_seconds(lambda: layer(x), repeats)

@@ -25,6 +25,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from lateint.batching import pad_rows
 from lateint.cache.compression import StateCompressor
 from lateint.errors import ConfigError, InputError
 
@@ -113,16 +114,6 @@ def _positive_int(value, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}.")
     return value
-
-
-def _pad(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(s.shape[0] for s in states)
-    out = states[0].new_zeros((len(states), width, states[0].shape[-1]))
-    mask = torch.zeros((len(states), width), dtype=torch.bool)
-    for i, s in enumerate(states):
-        out[i, : s.shape[0]] = s
-        mask[i, : s.shape[0]] = True
-    return out, mask
 
 
 def _side_states(ranker, sides, batch_side: str, chunk: int = 32) -> list[torch.Tensor]:
@@ -255,8 +246,8 @@ def train_compressor_through_ranker(
         n = min(len(ds) for _, ds in items)
         q_list = [q_states[q] for q, ds in items for _ in range(n)]
         d_list = [d_states[d] for _, ds in items for d in ds[:n]]
-        q, q_mask = _pad(q_list)
-        d, d_mask = _pad(d_list)
+        q, q_mask = pad_rows(q_list)
+        d, d_mask = pad_rows(d_list)
         q, q_mask, d, d_mask = q.to(device), q_mask.to(device), d.to(device), d_mask.to(device)
         with torch.no_grad():
             t = teacher.score_states(q, q_mask, d, d_mask).float()

@@ -42,7 +42,7 @@ class KeyValueRepresentation(StatesRepresentation):
     def padding_growth(self) -> float:
         # Keys and values alone pad only cheap elementwise work, while every batch pays the last
         # layer's and the head's weights again: fewer, fuller batches win.
-        return 1e9 if self.keys_values_only else super().padding_growth
+        return float("inf") if self.keys_values_only else super().padding_growth
 
     @property
     def batch_rows(self) -> int | None:
