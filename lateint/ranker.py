@@ -25,6 +25,7 @@ from lateint.errors import ConfigError, InputError
 from lateint.modeling.heads import Head, SideRep
 from lateint.modeling.linear_kernels import use_fast_linears
 from lateint.modeling.split_encoder import SplitEncoder, SplitEncoderOutput
+from lateint.modes import evaluating
 from lateint.tokenization import PairTokenizer, SideBatch, SideTokens, check_texts
 
 
@@ -343,13 +344,8 @@ class SplitRanker(nn.Module):
         ud, d_index = _unique(docs)
         q_sides = self.query_sides(uq)
         d_sides = self.doc_sides(ud)
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.inference_mode():
-                return self.score_sides(q_sides, d_sides, q_index, d_index, batch_size=batch_size, reference=reference, progress=progress)
-        finally:
-            self.train(was_training)
+        with evaluating(self), torch.inference_mode():
+            return self.score_sides(q_sides, d_sides, q_index, d_index, batch_size=batch_size, reference=reference, progress=progress)
 
     def score_sides(
         self,
@@ -511,14 +507,9 @@ class SplitRanker(nn.Module):
         single = isinstance(texts, str)
         texts = check_texts([texts] if single else texts, "texts")
         twin = self if self.split == self.num_layers else self.at(self.num_layers)
-        was_training = self.training
-        twin.eval()
-        try:
-            sides = twin.query_sides(texts) if side == "query" else twin.doc_sides(texts)
-            with torch.inference_mode():
-                rep = twin._represent_all(sides, side, batch_size)
-        finally:
-            twin.train(was_training)
+        sides = twin.query_sides(texts) if side == "query" else twin.doc_sides(texts)
+        with evaluating(twin), torch.inference_mode():
+            rep = twin._represent_all(sides, side, batch_size)
         values = rep.values.float().cpu()
         values = values[0] if single else values
         return values if convert_to_tensor else values.numpy()

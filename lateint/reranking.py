@@ -16,6 +16,7 @@ import torch
 
 from lateint.batching import length_batches
 from lateint.errors import InputError
+from lateint.modes import evaluating
 from lateint.ranker import check_batch_size
 
 # Buffers the gathered fields are read into, kept from query to query (one set per thread).
@@ -43,13 +44,8 @@ def rerank(ranker, query: str, doc_ids: Sequence[str], cache, *, batch_size: int
     if not doc_ids:
         return {}
     representation = cache.check(ranker)
-    was_training = ranker.training
-    ranker.eval()
-    try:
-        with torch.inference_mode():
-            scores = _score(representation, query, doc_ids, cache, batch_size)
-    finally:
-        ranker.train(was_training)
+    with evaluating(ranker), torch.inference_mode():
+        scores = _score(representation, query, doc_ids, cache, batch_size)
     return dict(zip(doc_ids, scores.tolist()))
 
 
@@ -62,12 +58,12 @@ def _score(representation, query: str, doc_ids: list[str], cache, batch_size: in
         lengths = cache.lengths(doc_ids)
         order = np.argsort(lengths, kind="stable").tolist()
         batches = length_batches(order, lengths.tolist(), batch_size, representation.padding_growth,
-                                 representation.batch_rows)
+                                 representation.batch_rows, packed=representation.packed)
     out = torch.empty(len(doc_ids), dtype=torch.float32)
     workspace = _buffers.__dict__.setdefault("workspace", {})
     for rows in batches:
         ids = [doc_ids[i] for i in rows]
         # Each batch's fields are scored before the next batch's overwrite them.
-        gathered = {name: cache.gather(ids, name, workspace=workspace) for name in names}
+        gathered = {name: cache.gather(ids, name, workspace=workspace, packed=representation.packed) for name in names}
         out[torch.as_tensor(rows)] = representation.score(encoded_query, gathered).float().cpu()
     return out

@@ -18,3 +18,11 @@ def test_batches_close_on_padded_rows():
     assert length_batches(list(range(4)), lengths, max_items=8, max_growth=100, max_tokens=60) == [[0, 1], [2], [3]]
     # A single item longer than the budget still forms its own batch instead of being dropped.
     assert length_batches([0], [500], max_items=8, max_tokens=60) == [[0]]
+
+
+def test_packed_batches_close_on_summed_rows():
+    lengths = [10, 20, 30, 40]
+    # Packed rows are summed, not padded: 10 + 20 + 30 = 60 fits a budget of 60, adding 40 would not.
+    assert length_batches(list(range(4)), lengths, max_items=8, max_growth=100, max_tokens=60, packed=True) == [[0, 1, 2], [3]]
+    # The same budget padded: [10, 20] pads to 40, 3 * 30 = 90 > 60.
+    assert length_batches(list(range(4)), lengths, max_items=8, max_growth=100, max_tokens=60) == [[0, 1], [2], [3]]

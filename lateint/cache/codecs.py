@@ -51,11 +51,15 @@ class Codec(ABC):
     Attributes:
         name: the registry name, stored in a cache's manifest.
         decoded_dtype: the numpy dtype :meth:`decode` returns.
+        stored_float_dtype: the float dtype the values are stored in as they are, if they are
+            (then a reader may hand out the stored rows themselves and leave the widening to the
+            arithmetic that reads them); None when decoding has work to do.
         lossy: whether decode(encode(x)) can differ from x.
     """
 
     name: str
     decoded_dtype: np.dtype
+    stored_float_dtype: np.dtype | None = None
     lossy: bool
 
     @abstractmethod
@@ -103,6 +107,7 @@ class Fp32Codec(Codec):
 
     name = "fp32"
     decoded_dtype = _F32
+    stored_float_dtype = _F32
     lossy = False
 
     def row_nbytes(self, elems: int) -> int:
@@ -121,6 +126,7 @@ class Fp16Codec(Codec):
 
     name = "fp16"
     decoded_dtype = _F32
+    stored_float_dtype = _F16
     lossy = True
 
     def row_nbytes(self, elems: int) -> int:

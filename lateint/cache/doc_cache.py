@@ -286,9 +286,13 @@ class DocCache:
     def reader_fields(self) -> list[str]:
         return list(self.reader.fields)
 
-    def gather(self, doc_ids: Sequence[str], field: str, workspace: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """A padded batch ``(values [B, S, D], mask [B, S])`` of one field (``workspace``: see
-        :meth:`CacheReader.gather_padded`)."""
+    def gather(self, doc_ids: Sequence[str], field: str, workspace: dict | None = None, *,
+               packed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """A padded batch ``(values [B, S, D], mask [B, S])`` of one field, or with ``packed`` the
+        rows back to back ``(values [sum(lengths), D], lengths [B])``, with fp16 values left in
+        fp16 (``workspace``: see :meth:`CacheReader.gather_padded`)."""
+        if packed:
+            return self.reader.gather_packed(doc_ids, field, workspace=workspace, as_stored=True)
         return self.reader.gather_padded(doc_ids, field, workspace=workspace)
 
 

@@ -363,6 +363,34 @@ class CacheReader:
         values = torch.from_numpy(spec.codec_impl.decode(raw, spec.elems, out=decoded))
         return values.reshape(batch, width, *spec.shape), mask
 
+    def gather_packed(self, doc_ids: Sequence[str], field: str, workspace: dict | None = None,
+                      as_stored: bool = False):
+        """The documents' rows back to back, without padding, as torch tensors ``(values, lengths)``.
+
+        ``values`` is ``[sum(lengths), *shape]`` (decoded as in :meth:`gather_padded`), document
+        i's rows following document i - 1's; ``lengths`` is int64 ``[B]``. ``workspace``: as in
+        :meth:`gather_padded`. ``as_stored``: values stored as plain floats (fp16, fp32) come back
+        in their stored dtype, undecoded (a pass over the whole batch saved); others are decoded.
+        """
+        import torch
+
+        spec = self._field(field)
+        ids = as_id_list(doc_ids)
+        groups, starts, lengths, rows = self._plan(ids, field)
+        dest = np.zeros(len(ids), np.int64)
+        np.cumsum(lengths[:-1], out=dest[1:])
+        total = int(lengths.sum())
+        reuse = workspace is not None
+        raw = _reused(workspace if reuse else {}, (field, "raw"), (total, spec.row_nbytes), np.uint8)
+        self._gather_rows(spec, groups, starts, lengths, dest, raw, rows)
+        stored = spec.codec_impl.stored_float_dtype
+        if as_stored and stored is not None:
+            values = torch.from_numpy(raw.view(stored))
+        else:
+            decoded = _reused(workspace, (field, "decoded"), (total, spec.elems), spec.codec_impl.decoded_dtype) if reuse else None
+            values = torch.from_numpy(spec.codec_impl.decode(raw, spec.elems, out=decoded))
+        return values.reshape(total, *spec.shape), torch.from_numpy(lengths)
+
     # ------------------------------------------------------------------ inspection
 
     def info(self) -> dict[str, Any]:

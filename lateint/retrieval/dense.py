@@ -17,6 +17,7 @@ import torch
 from lateint.cache.ids import decode_id, encode_ids
 from lateint.data.run_types import RankedLists
 from lateint.errors import ConfigError, InputError
+from lateint.modes import evaluating
 
 #: Crossings whose score is a dot product of the two pooled vectors, so top-k is a matrix product.
 DOT_PRODUCT_CROSSINGS = ("cosine", "dot")
@@ -48,18 +49,13 @@ def encode_queries(ranker, texts: Sequence[str], *, batch_size: int = 128) -> to
     sides = ranker.query_sides(texts)
     order = sorted(range(len(sides)), key=lambda i: len(sides[i]))
     out = None
-    was_training = ranker.training
-    ranker.eval()
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                idx = order[start:start + batch_size]
-                values = ranker.represent_queries([sides[i] for i in idx]).values.float()
-                if out is None:
-                    out = values.new_empty((len(sides), values.shape[-1]))
-                out[torch.tensor(idx, device=values.device)] = values
-    finally:
-        ranker.train(was_training)
+    with evaluating(ranker), torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            values = ranker.represent_queries([sides[i] for i in idx]).values.float()
+            if out is None:
+                out = values.new_empty((len(sides), values.shape[-1]))
+            out[torch.tensor(idx, device=values.device)] = values
     return out
 
 

@@ -66,6 +66,30 @@ def test_gather_padded(tmp_path, kit):
     assert pooled.shape == (5, 1, kit.DIM) and pooled_mask.all()
 
 
+def test_gather_packed_lays_documents_back_to_back(tmp_path, kit):
+    docs = kit.make_docs(25)
+    reader = build(kit, tmp_path / "c", docs, shard_size=6)
+    ids = ["7000000", "doc-1", "dóc/2#é", "doc-4", "7000009", "doc-1"]  # across shards, one repeated
+    lens = [len(docs[d]["states"]) for d in ids]
+    for workspace in (None, {}):
+        values, lengths = reader.gather_packed(ids, "states", workspace=workspace)
+        assert lengths.tolist() == lens and values.shape == (sum(lens), kit.DIM) and values.dtype == torch.float32
+        assert torch.equal(values, torch.from_numpy(np.concatenate([docs[d]["states"] for d in ids])))
+    # fp16 rows come back as stored when asked (the reader of them widens), decoded otherwise.
+    stored, _ = reader.gather_packed(ids, "pooled", as_stored=True)
+    decoded, _ = reader.gather_packed(ids, "pooled")
+    assert stored.dtype == torch.float16 and decoded.dtype == torch.float32
+    assert torch.equal(stored.float(), decoded)
+    ids_t, _ = reader.gather_packed(ids, "input_ids", as_stored=True)  # not a float codec: decoded as usual
+    assert ids_t.dtype == torch.int32 and ids_t.tolist() == [t for d in ids for t in docs[d]["input_ids"].tolist()]
+    with CacheWriter.open(tmp_path / "int8", fields=kit.fields("int8"), metadata=META) as writer:
+        kit.add_all(writer, docs)
+    quantized = CacheReader.open(tmp_path / "int8", expected_metadata=META)
+    packed, _ = quantized.gather_packed(ids, "states", as_stored=True)  # int8 needs decoding: it is decoded
+    padded, mask = quantized.gather_padded(ids, "states")
+    assert packed.dtype == torch.float32 and torch.equal(packed, padded[mask])
+
+
 def test_padded_and_masked_batches_equal_lists(tmp_path, kit):
     docs = kit.make_docs(9)
     ids = list(docs)

@@ -55,6 +55,20 @@ def test_cached_keys_values(tmp_path, minilm_path, docs, split, head):
     assert (got - end_to_end(ranker, docs)).abs().max() <= 1e-6
 
 
+@pytest.mark.parametrize("storage", ["fp32", "fp16"])
+def test_keys_values_only_read_packed_in_chunks(tmp_path, minilm_path, docs, monkeypatch, storage):
+    # Chunks of 16 rows split documents; fp16 rows are read as stored and widened chunk by chunk.
+    from lateint.modeling import layers
+
+    monkeypatch.setattr(layers, "_PACKED_CHUNK", 16)
+    ranker = SplitRanker.from_pretrained(minilm_path, split=5, head="cls", max_doc_length=64)
+    cache = DocCache.build(ranker, docs, tmp_path / "kv", storage=storage, precompute="kv", progress=False)
+    ids = [i for i, _ in docs]
+    assert sum(cache.lengths(ids)) > 3 * 16
+    got = torch.tensor(list(rerank(ranker, QUERY, ids, cache, batch_size=3).values()))
+    assert (got - end_to_end(ranker, docs)).abs().max() <= TOLERANCE[storage]
+
+
 def test_learned_compression(tmp_path, minilm_path, docs, pairs):
     ranker = SplitRanker.from_pretrained(minilm_path, split=3, head="twin", max_doc_length=64)
     comp, info = train_compressor(ranker, [t for _, t in docs] * 4, dim=96, steps=150, seed=0)

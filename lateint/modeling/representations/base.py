@@ -21,7 +21,8 @@ STORAGES = ("fp32", "fp16", "int8")
 #: What may be precomputed beyond the lower-layer states: nothing, or the first joint layer's keys and values.
 PRECOMPUTE = ("none", "kv")
 
-#: ``(values [B, S, ...], mask [B, S])`` of one field for a batch of documents, padded.
+#: ``(values [B, S, ...], mask [B, S])`` of one field for a batch of documents, padded; for a
+#: :attr:`Representation.packed` one ``(values [N, ...], lengths [B])``, the rows back to back.
 Gathered = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -58,6 +59,8 @@ class Representation:
     padding_growth: float = 1.2
     #: At most this many padded rows per batch (None: no limit besides the batch size).
     batch_rows: int | None = None
+    #: Scores documents gathered back to back (``(values [N, ...], lengths [B])``) instead of padded.
+    packed: bool = False
 
     def __init__(self, ranker, storage: str = "fp16", compressor: nn.Module | None = None, precompute: str = "none"):
         self.ranker = ranker

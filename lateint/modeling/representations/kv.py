@@ -12,7 +12,7 @@ from typing import Sequence
 
 import torch
 
-from lateint.modeling.layers import first_row_over_blocks
+from lateint.modeling.layers import first_row_over_packed
 from lateint.modeling.representations.base import Field, Gathered, unpad
 from lateint.modeling.representations.states import StatesRepresentation
 from lateint.modeling.split_encoder import SplitEncoderOutput
@@ -39,16 +39,20 @@ class KeyValueRepresentation(StatesRepresentation):
         return r.split == r.num_layers - 1 and r.head.reads_first_row_only
 
     @property
+    def packed(self) -> bool:
+        # Only the [CLS] row is computed, over keys and values: nothing needs a padded layout.
+        return self.keys_values_only
+
+    @property
     def padding_growth(self) -> float:
-        # Keys and values alone pad only cheap elementwise work, while every batch pays the last
-        # layer's and the head's weights again: fewer, fuller batches win.
+        # Packed rows carry no padding, while every batch pays the last layer's and the head's
+        # weights again: fewer, fuller batches win ...
         return float("inf") if self.keys_values_only else super().padding_growth
 
     @property
     def batch_rows(self) -> int | None:
-        # ... but not so full that the gathered keys and values push the weights out of the caches
-        # (8192 rows: 12 MiB of fp16 keys and values for a 384-wide model; measured on DL19).
-        return 8192 if self.keys_values_only else None
+        # ... but not so full that the gathered keys and values push the weights out of the caches.
+        return 16384 if self.keys_values_only else None
 
     @property
     def fields(self) -> list[Field]:
@@ -76,13 +80,17 @@ class KeyValueRepresentation(StatesRepresentation):
     def score(self, query, gathered: dict[str, Gathered]) -> torch.Tensor:
         q_states, q_mask, (qk, qv) = query
         ranker = self.ranker
+        if self.keys_values_only:
+            kv, lengths = (t.to(ranker.device) for t in gathered["keys_values"])  # packed; fp16 stays fp16
+            H = kv.shape[-1] // 2
+            n = lengths.shape[0]
+            layer = ranker.encoder.layers[ranker.split]
+            cls_row = first_row_over_packed(layer, q_states[:, :1], (qk, qv), q_mask, (kv[..., :H], kv[..., H:]), lengths)
+            no_doc_rows = torch.ones(n, 0, dtype=torch.bool, device=cls_row.device)
+            return ranker.head(SplitEncoderOutput(cls_row, q_mask[:, :1].expand(n, 1), cls_row[:, 1:], no_doc_rows))
         kv, d_mask = self._to_ranker(gathered["keys_values"])
         H = kv.shape[-1] // 2
         n = kv.shape[0]
-        if self.keys_values_only:
-            layer = ranker.encoder.layers[ranker.split]
-            cls_row = first_row_over_blocks(layer, q_states[:, :1], (qk, qv), q_mask, (kv[..., :H], kv[..., H:]), d_mask)
-            return ranker.head(SplitEncoderOutput(cls_row, q_mask[:, :1].expand(n, 1), cls_row[:, 1:], d_mask[:, :0]))
         heads = ranker.encoder.num_heads
         dk, dv = _split_heads(kv[..., :H], heads), _split_heads(kv[..., H:], heads)
         d_states, d_mask = self._restored(gathered["states"])
