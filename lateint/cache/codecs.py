@@ -256,5 +256,5 @@ def codec_names() -> list[str]:
 
 for _codec in (Fp32Codec(), Fp16Codec(), Int8Codec()):
     register_codec(_codec)
-for _dtype in ("int8", "uint8", "int16", "int32", "int64", "float32", "bool"):
+for _dtype in ("int8", "uint8", "int16", "uint16", "int32", "int64", "float32", "bool"):
     register_codec(RawCodec(_dtype))

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from lateint.batching import pad_rows
-from lateint.cache.compression import StateCompressor
+from lateint.cache.compression import StateCompressor, layer_states
 from lateint.errors import ConfigError, InputError
 
 #: Storage codecs that can be simulated on the codes while training.
@@ -116,20 +116,6 @@ def _positive_int(value, name: str, minimum: int = 1) -> int:
     return value
 
 
-def _side_states(ranker, sides, batch_side: str, chunk: int = 32) -> list[torch.Tensor]:
-    """Unpadded layer-L states of each side, float32 on the CPU, in input order."""
-    out: list[torch.Tensor] = [None] * len(sides)  # type: ignore[list-item]
-    order = sorted(range(len(sides)), key=lambda i: len(sides[i]))
-    make = ranker.query_batch if batch_side == "query" else ranker.doc_batch
-    with torch.inference_mode():
-        for start in range(0, len(order), chunk):
-            idx = order[start : start + chunk]
-            h = ranker.lower_states(make([sides[i] for i in idx])).float().cpu()
-            for row, i in enumerate(idx):
-                out[i] = h[row, : len(sides[i])].clone()
-    return out
-
-
 def train_compressor_through_ranker(
     ranker,
     groups: Sequence[tuple[str, Sequence[str]]],
@@ -146,6 +132,7 @@ def train_compressor_through_ranker(
     held_out: int = 0,
     seed: int = 0,
     init: StateCompressor | None = None,
+    side_info: bool = False,
     progress: bool = False,
 ):
     """Train a PreTTR compressor of ``ranker``'s layer-L document states with its joint layers.
@@ -167,6 +154,8 @@ def train_compressor_through_ranker(
         held_out: groups kept out of training to measure the loss on before and after.
         seed: seeds initialisation, sampling and the held-out choice.
         init: a compressor to start from (copied, not changed).
+        side_info: the compressor also reads each document token's static embedding (SDR; see
+            :class:`~lateint.cache.compression.StateCompressor`); ``init`` must then have it too.
 
     Returns:
         ``(compressor, student, info)``: the trained :class:`StateCompressor` (eval mode), the
@@ -197,8 +186,9 @@ def train_compressor_through_ranker(
     _positive_int(held_out, "held_out", 0)
     if not (0.0 <= warmup < 1.0):
         raise ConfigError(f"warmup must be a fraction in [0, 1), got {warmup!r}.")
-    if init is not None and (init.hidden_size != hidden or init.dim != dim):
-        raise ConfigError(f"init compressor is {init.hidden_size}->{init.dim}, training asks for {hidden}->{dim}.")
+    if init is not None and (init.hidden_size != hidden or init.dim != dim or init.side_info != side_info):
+        raise ConfigError(f"init compressor is {init.hidden_size}->{init.dim} (side information: {init.side_info}), "
+                          f"training asks for {hidden}->{dim} (side information: {side_info}).")
     groups = _check_groups(groups)
     if held_out >= len(groups):
         raise InputError(f"held_out={held_out} leaves no training group of the {len(groups)} usable ones.")
@@ -218,8 +208,8 @@ def train_compressor_through_ranker(
     docs = list(dict.fromkeys(d for _, ds in groups for d in ds))
     q_index = {q: i for i, q in enumerate(queries)}
     d_index = {d: i for i, d in enumerate(docs)}
-    q_states = _side_states(teacher, teacher.query_sides(queries), "query")
-    d_states = _side_states(teacher, teacher.doc_sides(docs), "doc")
+    q_states, _ = layer_states(teacher, teacher.query_sides(queries), "query", chunk=32)
+    d_states, d_static = layer_states(teacher, teacher.doc_sides(docs), "doc", static=side_info, chunk=32)
     train = [(q_index[q], [d_index[d] for d in ds]) for q, ds in train_groups]
     probe = [(q_index[q], [d_index[d] for d in ds]) for q, ds in probe_groups]
 
@@ -232,11 +222,11 @@ def train_compressor_through_ranker(
     # Dropout off: the student imitates a deterministic teacher, and runs stay reproducible.
     student.eval()
 
-    comp = copy.deepcopy(init) if init is not None else StateCompressor(hidden, dim)
+    comp = copy.deepcopy(init) if init is not None else StateCompressor(hidden, dim, side_info=side_info)
     comp.train()
     recon = None
     if init is None and reconstruction_steps:
-        recon = _fit_reconstruction(comp, d_states, reconstruction_steps, gen)
+        recon = _fit_reconstruction(comp, d_states, d_static, reconstruction_steps, gen)
 
     device = student.device
     comp.to(device)
@@ -246,14 +236,14 @@ def train_compressor_through_ranker(
         n = min(len(ds) for _, ds in items)
         q_list = [q_states[q] for q, ds in items for _ in range(n)]
         d_list = [d_states[d] for _, ds in items for d in ds[:n]]
-        q, q_mask = pad_rows(q_list)
-        d, d_mask = pad_rows(d_list)
-        q, q_mask, d, d_mask = q.to(device), q_mask.to(device), d.to(device), d_mask.to(device)
+        q, q_mask = pad_rows(q_list, device)
+        d, d_mask = pad_rows(d_list, device)
+        static = pad_rows([d_static[d] for _, ds in items for d in ds[:n]], device)[0] if side_info else None
         with torch.no_grad():
             t = teacher.score_states(q, q_mask, d, d_mask).float()
-        codes = simulate_storage(comp.compress(d), storage)
+        codes = simulate_storage(comp.compress(d, static), storage)
         # Padding rows of the codes are decompressed too; the mask keeps them out of attention.
-        s = student.score_states(q, q_mask, comp.decompress(codes), d_mask).float()
+        s = student.score_states(q, q_mask, comp.decompress(codes, static), d_mask).float()
         return s.view(len(items), n), t.view(len(items), n)
 
     def sample(pool) -> list[tuple[int, list[int]]]:
@@ -318,23 +308,28 @@ def train_compressor_through_ranker(
     return comp, student, info
 
 
-def _fit_reconstruction(comp: StateCompressor, states: list[torch.Tensor], steps: int, gen: torch.Generator,
-                        batch_tokens: int = 4096, lr: float = 3e-3) -> float:
-    """Auto-encoder steps on random token states; returns the final MSE on a fixed probe."""
+def _fit_reconstruction(comp: StateCompressor, states: list[torch.Tensor], static: list[torch.Tensor] | None,
+                        steps: int, gen: torch.Generator, batch_tokens: int = 4096, lr: float = 3e-3) -> float:
+    """Auto-encoder steps on random token states (with their static embeddings when the compressor
+    takes side information); returns the final MSE on a fixed probe."""
     flat = torch.cat(states)
+    flat_static = torch.cat(static) if static is not None else None
+
+    def mse(rows) -> torch.Tensor:
+        x = flat[rows]
+        return nn.functional.mse_loss(comp(x, None if flat_static is None else flat_static[rows]), x)
+
     opt = torch.optim.AdamW(comp.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     n = min(batch_tokens, len(flat))
     for _ in range(steps):
-        batch = flat[torch.randint(len(flat), (n,), generator=gen)]
-        loss = nn.functional.mse_loss(comp(batch), batch)
+        loss = mse(torch.randint(len(flat), (n,), generator=gen))
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
     with torch.no_grad():
-        probe = flat[: min(len(flat), 8192)]
-        return float(nn.functional.mse_loss(comp(probe), probe))
+        return float(mse(slice(0, min(len(flat), 8192))))
 
 
 __all__ = ["SIMULATED_STORAGES", "ThroughRankerTraining", "pairwise_margin_mse", "simulate_storage",

@@ -66,11 +66,11 @@ class KeyValueRepresentation(StatesRepresentation):
         return modules
 
     def encode(self, sides: Sequence[SideTokens]) -> dict[str, list[torch.Tensor]]:
-        states, lengths = self._lower_states(sides)
+        states, lengths, batch = self._lower_states(sides)
         k, v = self.ranker.encoder.joint_keys_values(states, self.ranker.split)
         out = {"keys_values": unpad(torch.cat([_merge_heads(k), _merge_heads(v)], dim=-1), lengths)}
         if not self.keys_values_only:
-            out["states"] = unpad(self._stored(states), lengths)
+            out.update(self._states_fields(sides, states, lengths, batch))
         return out
 
     def encode_query(self, side: SideTokens):
@@ -93,6 +93,6 @@ class KeyValueRepresentation(StatesRepresentation):
         n = kv.shape[0]
         heads = ranker.encoder.num_heads
         dk, dv = _split_heads(kv[..., :H], heads), _split_heads(kv[..., H:], heads)
-        d_states, d_mask = self._restored(gathered["states"])
+        d_states, d_mask = self._restored(gathered)
         keys_values = (torch.cat([qk.expand(n, -1, -1, -1), dk], dim=2), torch.cat([qv.expand(n, -1, -1, -1), dv], dim=2))
         return ranker.score_states(q_states.expand(n, -1, -1), q_mask.expand(n, -1), d_states, d_mask, keys_values=keys_values)
