@@ -34,7 +34,6 @@ import argparse
 import json
 import platform
 import shutil
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -260,14 +259,18 @@ def targets(summary: dict, ds) -> list[str]:
 
 def write_markdown(summary: dict, lines: list[str], missing: list[str], s: dict) -> None:
     fs = summary["first_stage"]
-    md = [f"# SciFact: effectiveness at every interaction depth", "",
+    md = ["# SciFact: effectiveness at every interaction depth", "",
           f"{summary['dataset']}, {summary['queries']} queries, re-ranking the BM25 top-{DEPTH} "
           f"(nDCG@10 {fs['ndcg@10']:.4f}). Settings: `{json.dumps(s)}`.", "",
           "| name | kind | L | head | steps | nDCG@10 | ms/query | bytes/doc |", "|---|---|---:|---|---:|---:|---:|---:|"]
     for p in summary["points"]:
         md.append(f"| {p['name']} | {p['kind']} | {p['split']} | {p['head']} | {p['steps']} | {p['ndcg@10']:.4f} | "
                   f"{p['ms_per_query']:.1f} | {p['bytes_per_doc']} |")
-    md += ["", "## Targets", "", *(lines or ["- no target can be judged yet"]), ""]
+    md += ["", "steps: the step of the checkpoint kept (best dev nDCG@10; training stopped after `patience` "
+           "validations without improvement). ms/query: the median per-query re-ranking time of the point's "
+           "test run (its cache built beforehand), on a machine shared with other jobs: not a latency figure "
+           "(`benchmarks/results/rerank_latency.md` has those). Loss and dev nDCG@10 curves: `curves/`.",
+           "", "## Targets", "", *(lines or ["- no target can be judged yet"]), ""]
     if missing:
         md += ["## Not run yet", "", "This grid is incomplete; rerun the script to continue it: " + ", ".join(missing), ""]
     (OUT / "summary.md").write_text("\n".join(md))
@@ -323,9 +326,21 @@ def main() -> None:
     adopt_committed_points(store)
     plan: list[tuple[str, str, callable]] = []
 
+    def report() -> tuple[dict, list[str], list[str]]:
+        """summary.json, summary.md and status.json as far as the grid went."""
+        summary = write_summary(store, first_stage, ds)
+        expected = [f"untrained L={L}" for L in SPLITS] + [f"per-L L={L}" for L in SPLITS] + ["per-L L=0 cls"] \
+            + [f"dial L={L}" for L in SPLITS] + [f"student L={L}" for L in STUDENT_SPLITS] + ["student 3-layer L=3"]
+        have = {p["name"] for p in summary["points"]}
+        missing = [n for n in expected if n not in have]
+        lines = targets(summary, ds)
+        write_markdown(summary, lines, missing, s)
+        (OUT / "status.json").write_text(json.dumps({"complete": not missing, "missing": missing}, indent=2) + "\n")
+        return summary, lines, missing
+
     def point(*a):
         p = test_point(store, args.work, *a, candidates, ds, args)
-        write_summary(store, first_stage, ds)
+        report()  # after every point, so an interrupted grid is reported as far as it went
         print(f"{p['name']}: nDCG@10 {p['ndcg@10']:.4f}", flush=True)
 
     if "untrained" in parts:
@@ -386,14 +401,7 @@ def main() -> None:
         for _, label, step in (item for item in plan if item[0] == part):
             print(f"== {label}", flush=True)
             step()
-    summary = write_summary(store, first_stage, ds)
-    expected = [f"untrained L={L}" for L in SPLITS] + [f"per-L L={L}" for L in SPLITS] + ["per-L L=0 cls"] \
-        + [f"dial L={L}" for L in SPLITS] + [f"student L={L}" for L in STUDENT_SPLITS] + ["student 3-layer L=3"]
-    have = {p["name"] for p in summary["points"]}
-    missing = [n for n in expected if n not in have]
-    lines = targets(summary, ds)
-    write_markdown(summary, lines, missing, s)
-    (OUT / "status.json").write_text(json.dumps({"complete": not missing, "missing": missing}, indent=2) + "\n")
+    summary, lines, missing = report()
     print("\n".join(lines))
     print(f"summary: {OUT / 'summary.json'}" + (f" (incomplete: {len(missing)} points missing)" if missing else ""))
 

@@ -617,6 +617,7 @@ class Timers:
 def breakdown_targets() -> list[tuple[Any, str, str]]:
     """The package functions whose time the breakdown reports."""
     import lateint.modeling.layers as layers_mod
+    import lateint.modeling.representations.kv as kv_mod
     import lateint.modeling.split_encoder as enc_mod
     from lateint.cache.reader import CacheReader
     from lateint.tokenization import PairTokenizer
@@ -627,11 +628,13 @@ def breakdown_targets() -> list[tuple[Any, str, str]]:
         (DocCache, "check", "cache fingerprint check"),
         (CacheReader, "get", "cache read (ids)"),
         (CacheReader, "gather_padded", "cache gather + decode"),
+        (CacheReader, "gather_packed", "cache gather + decode"),
         (CacheReader, "lengths", "cache lengths"),
         (enc_mod.SplitEncoder, "embed", "embeddings"),
         (enc_mod, "layer_forward", "transformer layers"),
         (layers_mod, "layer_forward", "transformer layers"),
         (layers_mod, "project_keys_values", "query K/V projection"),
+        (kv_mod, "first_row_over_packed", "last layer: [CLS] row over cached K/V"),
     ]
 
 
