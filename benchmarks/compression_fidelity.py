@@ -9,9 +9,16 @@ BM25 top-100 (43 judged queries) from a document cache. Rows:
 * the compressor trained through the ranker together with the joint layers and head on
   Margin-MSE against the frozen uncompressed model
   (:func:`lateint.training.compressor.train_compressor_through_ranker`), e in 16..128, the int8
-  codec simulated in training, each stored in fp16 and in int8.
+  codec simulated in training, each stored in fp16 and in int8;
+* SDR's side information: the auto-encoder, and the compressor trained through the ranker, that
+  also read each token's static embedding (rebuilt at query time from the stored token ids and
+  types, which count in the row's bytes per token), e = 16, 32 and 40; and the auto-encoder with
+  side information fitted on the collection it compresses (the DL19 passages: no queries or
+  labels, as a codec is fitted to the corpus it indexes), for longer, which the through-ranker
+  rows with side information start from.
 
-Training data: SciFact train queries with their BM25 top-100 (no labels); DL19 is only evaluated.
+Training data: SciFact train queries with their BM25 top-100 (no labels); DL19's queries and
+judgements are only evaluated (its passages, without either, fit the collection auto-encoders).
 Columns: bytes per token (the cache's own figure), Kendall tau against the reference's scores
 (mean and min over queries), nDCG@10 (ranx, official DL19 qrels) and its change.
 
@@ -117,12 +124,14 @@ def measure(name: str, ranker, compressor, storage: str, ev, reference: dict | N
     path = TMP / "cache" / name
     shutil.rmtree(path, ignore_errors=True)
     cache = DocCache.build(ranker, docs, path, storage=storage, compressor=compressor, batch_size=64, progress=False)
-    field = cache.info()["fields"]["states"]
+    fields = cache.info()["fields"]
     run = {q: rerank(ranker, queries[q], cands[q], cache) for q in cands}
     RUNS.mkdir(parents=True, exist_ok=True)
     write_run(run, RUNS / f"{name}.trec", tag=name)
-    row = {"name": name, "storage": storage, "bytes_per_token": field["bytes_per_token"],
-           "mean_tokens_per_doc": field["mean_tokens"], "ndcg10": ndcg10(qrels, run),
+    # Every field stored per token counts: the codes, and with side information the ids and types.
+    row = {"name": name, "storage": storage, "bytes_per_token": sum(f["bytes_per_token"] for f in fields.values()),
+           "fields": {k: f["bytes_per_token"] for k, f in fields.items()},
+           "mean_tokens_per_doc": fields["states"]["mean_tokens"], "ndcg10": ndcg10(qrels, run),
            "run": str((RUNS / f"{name}.trec").relative_to(ROOT)), "queries": len(run), "docs": len(docs)}
     if reference is not None:
         taus = [kendall_tau(np.array([reference[q][d] for d in cands[q]]), np.array([run[q][d] for d in cands[q]]))
@@ -140,12 +149,13 @@ def render(result: dict) -> str:
           "(graded qrels); Kendall tau against the uncompressed fp16 cache's scores of the same 100 candidates.",
           "", f"Training (through-ranker rows): {json.dumps(result.get('train_data', {}))}; "
           f"{s['steps']} steps of {s['queries_per_step']} queries x {s['docs_per_query']} candidates, "
-          f"lr {s['lr']} (joint layers), {s['compressor_lr']} (compressor), {s['reconstruction_steps']} auto-encoder "
-          f"steps first, int8 codec simulated, seed {s['seed']}. Auto-encoder row: `train_compressor`, "
+          f"lr as in the table (joint layers / compressor), {s['reconstruction_steps']} auto-encoder "
+          f"steps first (the side-information rows start from the collection auto-encoder instead), int8 codec "
+          f"simulated, seed {s['seed']}. Auto-encoder row: `train_compressor`, "
           f"{s['ae_steps']} steps on the same training documents' states. Few steps on few documents: more of "
           "either may do better.", "",
-          "| L | row | storage | B/token | tau mean | tau min | nDCG@10 | change vs uncompressed | steps | seed |",
-          "|---|---|---|---|---|---|---|---|---|---|"]
+          "| L | row | storage | B/token | tau mean | tau min | nDCG@10 | change vs uncompressed | steps | lr joint / compressor | seed |",
+          "|---|---|---|---|---|---|---|---|---|---|---|"]
     for L, block in sorted(result["splits"].items()):
         ref = block["rows"].get(f"L{L}-uncompressed-fp16")
         for row in block["rows"].values():
@@ -154,8 +164,9 @@ def render(result: dict) -> str:
             change = (f"{100 * (row['ndcg10'] / ref['ndcg10'] - 1):+.2f}% ({row['ndcg10'] - ref['ndcg10']:+.4f})"
                       if ref else "")
             tr = row.get("training", {})
+            rates = f"{tr['lr']:g} / {tr['compressor_lr']:g}" if "compressor_lr" in tr else ""
             md.append(f"| {L} | {row['method']} | {row['storage']} | {row['bytes_per_token']} | {tau} | "
-                      f"{row['ndcg10']:.4f} | {change} | {tr.get('steps', '')} | {tr.get('seed', '')} |")
+                      f"{row['ndcg10']:.4f} | {change} | {tr.get('steps', '')} | {rates} | {tr.get('seed', '')} |")
     md += ["", f"Target: at most {TARGET_BYTES} B/token with nDCG@10 within {100 * TARGET_REL:.0f}% of the "
            "uncompressed cache (relative).", ""]
     for L, block in sorted(result["splits"].items()):
@@ -165,7 +176,9 @@ def render(result: dict) -> str:
                       + (f" by {', '.join(t['rows'])}" if t["rows"] else "") + ".")
     if result.get("notes"):
         md += ["", "Observations:", ""] + [f"- {n}" for n in result["notes"]]
-    md += ["", "Each row's TREC run is in `benchmarks/results/compression/runs/`. The fine-tuned joint layers "
+    md += ["", "B/token counts every field stored per token: the codes, and with side information the token ids "
+           "(2 B) and types (1 B).", "",
+           "Each row's TREC run is in `benchmarks/results/compression/runs/`. The fine-tuned joint layers "
            "make each through-ranker row a different model from the reference: its cache is built with the "
            "unchanged lower layers, and its scores come from its own joint layers.", ""]
     return "\n".join(md)
@@ -176,6 +189,17 @@ def main() -> None:
     p.add_argument("--splits", type=int, nargs="+", default=[3])
     p.add_argument("--dims", type=int, nargs="*", default=[16, 32, 64, 128], help="through-ranker widths")
     p.add_argument("--ae-dims", type=int, nargs="*", default=[128], help="auto-encoder-only widths")
+    # e = 40 in int8 is 40 + 4 (scale) + 3 (id, type) = 47 B/token: the widest under the 48 B target.
+    p.add_argument("--side-dims", type=int, nargs="*", default=[16, 32, 40],
+                   help="auto-encoder widths with side information")
+    p.add_argument("--side-through-dims", type=int, nargs="*", default=[32, 40],
+                   help="widths with side information trained through the ranker (from the collection auto-encoder)")
+    # Rates for fine-tuning from a fitted auto-encoder: the through-ranker rows above show that
+    # 5e-5 / 1e-3 undo what the auto-encoder learned (their held-out loss rises).
+    p.add_argument("--collection-ae-steps", type=int, default=1500,
+                   help="steps of the side-information auto-encoder fitted on the collection")
+    p.add_argument("--side-lr", type=float, default=1e-5, help="joint layers' rate, side-information rows")
+    p.add_argument("--side-compressor-lr", type=float, default=1e-4, help="compressor's rate, side-information rows")
     p.add_argument("--steps", type=int, default=250)
     p.add_argument("--train-queries", type=int, default=200)
     p.add_argument("--docs-per-query", type=int, default=8)
@@ -238,18 +262,35 @@ def main() -> None:
                     f"nDCG@10 {row['ndcg10']:.4f}")
                 save()
 
-        for dim in args.ae_dims:
-            ae_name = f"L{L}-autoencoder-e{dim}"
-            if all(f"{ae_name}-{s}" in rows for s in ("fp16", "int8")):
-                continue
-            comp, info = train_compressor(ranker, train_texts, dim, steps=args.ae_steps, seed=args.seed)
-            training = {"steps": info.steps, "seed": info.seed, "docs": info.documents, "tokens": info.tokens,
-                        "initial_mse": info.initial_mse, "final_mse": info.final_mse}
-            measure_storages(ae_name, ranker, comp, f"auto-encoder e={dim}", dim, training)
-        for dim in args.dims:
-            name = f"L{L}-through-ranker-e{dim}"
+        def auto_encoder(dim: int, side_info: bool, on_collection: bool = False,
+                         keep: bool = False) -> StateCompressor | None:
+            """Measure one auto-encoder's rows if not yet done. With ``keep``, return the compressor:
+            loaded from an earlier run, or fitted (seeded: the same one its rows measured)."""
+            ae_name = f"L{L}-autoencoder{'-side' if side_info else ''}{'-collection' if on_collection else ''}-e{dim}"
+            folder = TMP / "models" / ae_name
+            done = all(f"{ae_name}-{s}" in rows for s in ("fp16", "int8"))
+            if done and not keep:
+                return None
+            if done and (folder / "compressor.json").exists():
+                return StateCompressor.load(folder)
+            texts = [t for _, t in ev[2]] if on_collection else train_texts
+            steps = args.collection_ae_steps if on_collection else args.ae_steps
+            comp, info = train_compressor(ranker, texts, dim, steps=steps, seed=args.seed, side_info=side_info)
+            comp.save(folder)
+            if not done:
+                training = {"steps": info.steps, "seed": info.seed, "docs": info.documents, "tokens": info.tokens,
+                            "initial_mse": info.initial_mse, "final_mse": info.final_mse, "side_info": side_info,
+                            "fitted_on": EVAL + " passages (the collection)" if on_collection else TRAIN + " training passages"}
+                method = (f"auto-encoder{' + side info' if side_info else ''}"
+                          f"{', fitted on the collection' if on_collection else ''} e={dim}")
+                measure_storages(ae_name, ranker, comp, method, dim, training)
+            return comp
+
+        def through_ranker(dim: int, side_info: bool, init: StateCompressor | None = None) -> None:
+            """``init``: the compressor to start from (else auto-encoder steps on the training texts first)."""
+            name = f"L{L}-through-ranker{'-side' if side_info else ''}{'-from-collection' if init is not None else ''}-e{dim}"
             if all(f"{name}-{s}" in rows for s in ("fp16", "int8")):
-                continue
+                return
             model_dir = TMP / "models" / name
             record_path = model_dir / "training.json"
             if record_path.exists():
@@ -259,10 +300,12 @@ def main() -> None:
                 log(f"{name}: training")
                 comp, student, info = train_compressor_through_ranker(
                     ranker, groups, dim, steps=args.steps, queries_per_step=args.queries_per_step,
-                    docs_per_query=args.docs_per_query, lr=settings["lr"], compressor_lr=settings["compressor_lr"],
+                    docs_per_query=args.docs_per_query, lr=args.side_lr if side_info else settings["lr"],
+                    compressor_lr=args.side_compressor_lr if side_info else settings["compressor_lr"],
                     reconstruction_steps=settings["reconstruction_steps"], storage=settings["train_storage"],
-                    held_out=10, seed=args.seed, progress=True)
-                record = info.record()
+                    held_out=10, seed=args.seed, side_info=side_info, init=init, progress=True)
+                record = {**info.record(), "side_info": side_info,
+                          "init": "the side-information auto-encoder fitted on the collection" if init is not None else None}
                 shutil.rmtree(model_dir, ignore_errors=True)
                 student.save_pretrained(model_dir)
                 comp.save(model_dir)
@@ -270,7 +313,21 @@ def main() -> None:
                 log(f"{name}: loss {info.initial_loss:.2e} -> {info.final_loss:.2e}, held-out "
                     f"{info.held_out_initial_loss:.2e} -> {info.held_out_final_loss:.2e}")
             student.eval()
-            measure_storages(name, student, comp, f"through ranker e={dim}", dim, record)
+            method = (f"through ranker{' + side info' if side_info else ''}"
+                      f"{', from the collection auto-encoder' if init is not None else ''} e={dim}")
+            measure_storages(name, student, comp, method, dim, record)
+
+        for dim in args.ae_dims:
+            auto_encoder(dim, side_info=False)
+        for dim in args.side_dims:
+            auto_encoder(dim, side_info=True)
+        collection = {dim: auto_encoder(dim, side_info=True, on_collection=True, keep=True) for dim in args.side_dims}
+        for dim in args.dims:
+            through_ranker(dim, side_info=False)
+        for dim in args.side_through_dims:
+            if dim not in collection:
+                collection[dim] = auto_encoder(dim, side_info=True, on_collection=True, keep=True)
+            through_ranker(dim, side_info=True, init=collection[dim])
         ref = rows[ref_name]["ndcg10"]
         meeting = [n for n, r in rows.items() if r["bytes_per_token"] <= TARGET_BYTES
                    and r["ndcg10"] >= ref * (1 - TARGET_REL)]

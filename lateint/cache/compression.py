@@ -7,7 +7,8 @@ With ``side_info`` (SDR, Cohen et al., "Succinct Document Representation"), both
 each token's static embedding: the embedding layer's output, which query time recomputes from the
 stored token id for almost nothing. Layer-L states are the embeddings plus what the layers added,
 so the static embedding alone predicts much of them (a linear map explains 64% of the variance
-of all-MiniLM-L6-v2's layer-3 states on DL19 passages) and the code need only carry the context:
+of all-MiniLM-L6-v2's layer-3 states on DL19 passages: ``benchmarks/side_information_probe.py``)
+and the code need only carry the context:
 ``compress``: ``Linear(2H -> e)`` of ``[state; static]``; ``decompress``:
 ``LayerNorm(Linear(e -> H)(GELU(code)) + MLP(static))``. The cache then also stores the token
 ids and types (3 bytes per token for vocabularies of up to 65,536 ids).

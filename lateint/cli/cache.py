@@ -32,6 +32,9 @@ def add_cache_command(subparsers) -> None:
                    help="train a PreTTR compressor to this many dims on the first documents and store compressed states")
     b.add_argument("--compress-docs", type=int, default=2000, help="documents the compressor is trained on")
     b.add_argument("--compress-steps", type=int, default=400)
+    b.add_argument("--compress-side-info", action="store_true",
+                   help="the compressor also reads each token's static embedding (SDR); the cache then stores the "
+                        "token ids and types too (3 bytes per token)")
     add_run_arguments(b, batch_size=64)
     b.add_argument("--num-shards", type=int, default=None,
                    help="build only one of N disjoint shares of the documents (by a hash of the doc id), as a part "
@@ -130,12 +133,14 @@ def _build(args: argparse.Namespace, out: Path, num_shards: int, shard_index: in
 
     ranker = load_ranker(args)
     compressor = None
+    if args.compress_side_info and not args.compress_dim:
+        raise ConfigError("--compress-side-info is an option of the compressor: give --compress-dim E as well.")
     if args.compress_dim:
         docs, _ = _documents(args)
         sample = [t for _, t in zip(range(args.compress_docs), docs)]
         sample = [t for _, t in sample]
         compressor, info = train_compressor(ranker, sample, args.compress_dim, steps=args.compress_steps, seed=args.seed,
-                                            progress=not args.no_progress)
+                                            side_info=args.compress_side_info, progress=not args.no_progress)
         print(f"compressor e={info.dim}: reconstruction MSE {info.initial_mse:.4f} -> {info.final_mse:.4f} "
               f"on {info.tokens} token states of {info.documents} documents")
     docs, total = _documents(args)

@@ -33,6 +33,20 @@ def test_cache_build_info_verify_and_rerank(tmp_path, irdata, tiny_model, capsys
     assert "tiny" in json.dumps(table)
 
 
+def test_cache_build_with_a_side_information_compressor(tmp_path, irdata, tiny_model, capsys):
+    common = ["--model", str(tiny_model("bert", 2)), "--split", "1", "--head", "cls", "--max-doc-length", "64"]
+    data = ["--dataset", DL19, "--first-stage", "bm25", "--depth", "2"]
+    assert main(["cache", "build", *common, *data, "--out", str(tmp_path / "c"), "--compress-dim", "8",
+                 "--compress-side-info", "--compress-steps", "3", "--compress-docs", "20", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["cache", "info", str(tmp_path / "c"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["settings"]["compression_side_info"] is True and info["settings"]["compression_dim"] == 8
+    assert set(info["fields"]) == {"states", "input_ids", "token_type_ids"}
+    assert main(["cache", "build", *common, *data, "--out", str(tmp_path / "d"), "--compress-side-info"]) == 2
+    assert "give --compress-dim" in capsys.readouterr().err
+
+
 def test_errors_are_one_line_messages(tmp_path, irdata, tiny_model, capsys):
     assert main(["rerank", "--model", str(tmp_path / "nope"), "--dataset", DL19, "--out", str(tmp_path / "r.trec")]) == 2
     err = capsys.readouterr().err
