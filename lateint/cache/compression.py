@@ -130,6 +130,35 @@ def layer_states(ranker, sides, side: str = "doc", *, static: bool = False, chun
     return states, statics
 
 
+def reconstruction_mse(comp: StateCompressor, states: torch.Tensor, static: torch.Tensor | None, rows) -> torch.Tensor:
+    """Mean squared error of ``comp`` restoring the token states ``states[rows]`` (given their
+    static embeddings ``static[rows]`` when it takes side information)."""
+    x = states[rows]
+    return nn.functional.mse_loss(comp(x, None if static is None else static[rows]), x)
+
+
+def fit_reconstruction(comp: StateCompressor, states: torch.Tensor, static: torch.Tensor | None, steps: int, *,
+                       batch_tokens: int = 4096, lr: float = 3e-3, generator: torch.Generator | None = None,
+                       progress: str | None = None) -> None:
+    """``steps`` AdamW steps (cosine schedule) of :func:`reconstruction_mse` on random batches of
+    ``batch_tokens`` token states, drawn with ``generator`` (torch's global one if None);
+    ``progress``: a bar with this label."""
+    opt = torch.optim.AdamW(comp.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    n = min(batch_tokens, len(states))
+    bar = range(steps)
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(bar, desc=progress, unit="step")
+    for _ in bar:
+        loss = reconstruction_mse(comp, states, static, torch.randint(len(states), (n,), generator=generator))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+
+
 def train_compressor(
     ranker,
     texts: Sequence[str],
@@ -157,30 +186,14 @@ def train_compressor(
     states = torch.cat(per_doc)
     static = torch.cat(per_doc_static) if side_info else None
     comp = StateCompressor(ranker.encoder.hidden_size, dim, side_info=side_info)
-    opt = torch.optim.AdamW(comp.parameters(), lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-
-    def mse(rows: torch.Tensor) -> torch.Tensor:
-        x = states[rows]
-        return nn.functional.mse_loss(comp(x, None if static is None else static[rows]), x)
-
     with torch.no_grad():
         probe = torch.randperm(len(states))[: min(len(states), 8192)]
-        initial = mse(probe).item()
-    bar = range(steps)
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(bar, desc=f"compressor e={dim}", unit="step")
-    for _ in bar:
-        loss = mse(torch.randint(len(states), (min(batch_tokens, len(states)),)))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
+        initial = reconstruction_mse(comp, states, static, probe).item()
+    fit_reconstruction(comp, states, static, steps, batch_tokens=batch_tokens, lr=lr,
+                       progress=f"compressor e={dim}" if progress else None)
     comp.eval()
     with torch.no_grad():
-        final = mse(probe).item()
+        final = reconstruction_mse(comp, states, static, probe).item()
     info = CompressorTraining(dim, steps, seed, len(sides), len(states), initial, final, time.perf_counter() - start)
     return comp, info
 

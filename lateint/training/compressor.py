@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from lateint.batching import pad_rows
-from lateint.cache.compression import StateCompressor, layer_states
+from lateint.cache.compression import StateCompressor, fit_reconstruction, layer_states, reconstruction_mse
 from lateint.errors import ConfigError, InputError
 
 #: Storage codecs that can be simulated on the codes while training.
@@ -226,7 +226,11 @@ def train_compressor_through_ranker(
     comp.train()
     recon = None
     if init is None and reconstruction_steps:
-        recon = _fit_reconstruction(comp, d_states, d_static, reconstruction_steps, gen)
+        flat = torch.cat(d_states)
+        flat_static = torch.cat(d_static) if side_info else None
+        fit_reconstruction(comp, flat, flat_static, reconstruction_steps, generator=gen)
+        with torch.no_grad():
+            recon = float(reconstruction_mse(comp, flat, flat_static, slice(0, min(len(flat), 8192))))
 
     device = student.device
     comp.to(device)
@@ -306,30 +310,6 @@ def train_compressor_through_ranker(
         seconds=time.perf_counter() - start, losses=losses,
     )
     return comp, student, info
-
-
-def _fit_reconstruction(comp: StateCompressor, states: list[torch.Tensor], static: list[torch.Tensor] | None,
-                        steps: int, gen: torch.Generator, batch_tokens: int = 4096, lr: float = 3e-3) -> float:
-    """Auto-encoder steps on random token states (with their static embeddings when the compressor
-    takes side information); returns the final MSE on a fixed probe."""
-    flat = torch.cat(states)
-    flat_static = torch.cat(static) if static is not None else None
-
-    def mse(rows) -> torch.Tensor:
-        x = flat[rows]
-        return nn.functional.mse_loss(comp(x, None if flat_static is None else flat_static[rows]), x)
-
-    opt = torch.optim.AdamW(comp.parameters(), lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    n = min(batch_tokens, len(flat))
-    for _ in range(steps):
-        loss = mse(torch.randint(len(flat), (n,), generator=gen))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-    with torch.no_grad():
-        return float(mse(slice(0, min(len(flat), 8192))))
 
 
 __all__ = ["SIMULATED_STORAGES", "ThroughRankerTraining", "pairwise_margin_mse", "simulate_storage",
