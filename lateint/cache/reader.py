@@ -351,17 +351,12 @@ class CacheReader:
                                  f"(up to {longest} tokens in field {field!r}); use pad_to >= {longest} or None")
         batch = len(ids)
         mask = torch.arange(width)[None, :] < torch.from_numpy(lengths)[:, None]
-        reuse = workspace is not None
-        raw = _reused(workspace if reuse else {}, (field, "raw"), (batch * width, spec.row_nbytes), np.uint8)
+        raw = _reused({} if workspace is None else workspace, (field, "raw"), (batch * width, spec.row_nbytes), np.uint8)
         # Padding decodes to zeros; a reused buffer still holds earlier documents' rows there.
         for i in np.flatnonzero(lengths < width).tolist():
             raw[i * width + int(lengths[i]):(i + 1) * width] = 0
         self._gather_rows(spec, groups, starts, lengths, np.arange(batch, dtype=np.int64) * width, raw, rows)
-        # Without a workspace, codecs that store values as they are decode to a view of ``raw``.
-        decoded = (_reused(workspace, (field, "decoded"), (batch * width, spec.elems), spec.codec_impl.decoded_dtype)
-                   if reuse else None)
-        values = torch.from_numpy(spec.codec_impl.decode(raw, spec.elems, out=decoded))
-        return values.reshape(batch, width, *spec.shape), mask
+        return _decoded(spec, field, raw, workspace).reshape(batch, width, *spec.shape), mask
 
     def gather_packed(self, doc_ids: Sequence[str], field: str, workspace: dict | None = None,
                       as_stored: bool = False):
@@ -380,15 +375,10 @@ class CacheReader:
         dest = np.zeros(len(ids), np.int64)
         np.cumsum(lengths[:-1], out=dest[1:])
         total = int(lengths.sum())
-        reuse = workspace is not None
-        raw = _reused(workspace if reuse else {}, (field, "raw"), (total, spec.row_nbytes), np.uint8)
+        raw = _reused({} if workspace is None else workspace, (field, "raw"), (total, spec.row_nbytes), np.uint8)
         self._gather_rows(spec, groups, starts, lengths, dest, raw, rows)
         stored = spec.codec_impl.stored_float_dtype
-        if as_stored and stored is not None:
-            values = torch.from_numpy(raw.view(stored))
-        else:
-            decoded = _reused(workspace, (field, "decoded"), (total, spec.elems), spec.codec_impl.decoded_dtype) if reuse else None
-            values = torch.from_numpy(spec.codec_impl.decode(raw, spec.elems, out=decoded))
+        values = torch.from_numpy(raw.view(stored)) if as_stored and stored is not None else _decoded(spec, field, raw, workspace)
         return values.reshape(total, *spec.shape), torch.from_numpy(lengths)
 
     # ------------------------------------------------------------------ inspection
@@ -491,6 +481,16 @@ class CacheReader:
 
     def __repr__(self) -> str:
         return f"CacheReader({str(self.path)!r}, {len(self)} docs, fields {list(self.fields)})"
+
+
+def _decoded(spec: FieldSpec, field: str, raw: np.ndarray, workspace: dict | None):
+    """``raw`` rows of ``field`` decoded, as a torch tensor ``[rows, elems]``: into the workspace's
+    buffer when there is one; without, codecs that store values as they are give a view of ``raw``."""
+    import torch
+
+    out = None if workspace is None else _reused(workspace, (field, "decoded"), (len(raw), spec.elems),
+                                                 spec.codec_impl.decoded_dtype)
+    return torch.from_numpy(spec.codec_impl.decode(raw, spec.elems, out=out))
 
 
 def _reused(workspace: dict, key, shape: tuple[int, ...], dtype) -> np.ndarray:
