@@ -40,6 +40,7 @@ from lateint.cache.shards import Share, part_description
 from lateint.cache.writer import CacheWriter
 from lateint.errors import CacheMismatchError, ConfigError, InputError, MissingResourceError
 from lateint.modeling.representations import PRECOMPUTE, STORAGES, Representation, representation_for
+from lateint.modes import evaluating
 from lateint.tokenization import is_blank
 
 logger = logging.getLogger(__name__)
@@ -158,11 +159,10 @@ class DocCache:
             bar = tqdm(total=total, desc=f"cache L={ranker.split} {representation.name}/{storage}", unit="doc", smoothing=0.05)
         added = skipped = tokens = 0
         start = time.perf_counter()
-        was_training = ranker.training
-        ranker.eval()
         try:
             # On an interruption the writer seals what was added, so a rerun resumes after it.
-            with CacheWriter.open(path, field_specs(representation), metadata, shard_size=shard_size, part=part) as writer:
+            with evaluating(ranker), CacheWriter.open(path, field_specs(representation), metadata, shard_size=shard_size,
+                                                      part=part) as writer:
                 if compressor is not None and not (path / _COMPRESSOR_DIR).exists():
                     compressor.save(path / _COMPRESSOR_DIR)
                 if compressor is not None:
@@ -188,7 +188,6 @@ class DocCache:
                             bar.set_postfix(tok_s=f"{tokens / max(time.perf_counter() - start, 1e-9):.0f}")
                 writer.close(collection_docs=share.seen if share is not None else None)
         finally:
-            ranker.train(was_training)
             if bar is not None:
                 bar.close()
         stats = BuildStats(added, skipped, tokens, time.perf_counter() - start)

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from lateint.errors import ConfigError, InputError
+from lateint.modes import evaluating
 from lateint.ranker import SplitRanker
 from lateint.training.batches import PairBatch, ShuffledGroups, StreamedGroups, collate
 from lateint.training.checkpointing import (
@@ -291,14 +292,9 @@ class Trainer:
         """A view of the student in eval mode at ``split`` (default: its own split and layout);
         the training mode is restored after."""
         student = self.student
-        objective = self.accelerator.unwrap_model(self.objective)
-        was_training = objective.training
         view = student if split is None or split == student.split else student.at(split)
-        objective.eval()
-        try:
+        with evaluating(self.accelerator.unwrap_model(self.objective)):
             yield view
-        finally:
-            objective.train(was_training)
 
     # -- evaluation --------------------------------------------------------------------------------
     def evaluate(self, groups: Sequence[TrainingGroup] | None = None, split: int | None = None) -> dict[str, float]:
