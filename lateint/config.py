@@ -102,8 +102,9 @@ class RankerConfig:
         head: the scoring head.
         seed: seed of any weights not taken from a checkpoint.
         quantization: inference arithmetic of the Linear layers on the CPU
-            (:data:`lateint.modeling.linear_kernels.QUANTIZATIONS`): ``none`` (fp32) or ``int8``
-            (dynamic int8 quantisation, which changes scores slightly).
+            (:data:`lateint.modeling.linear_kernels.QUANTIZATIONS`): ``none`` (fp32), ``int8``
+            (dynamic int8 quantisation, which changes scores slightly) or ``int8-except-ffn-output``
+            (int8 with each layer's feed-forward output projection in fp32).
     """
 
     encoder: EncoderSettings = field(default_factory=EncoderSettings)

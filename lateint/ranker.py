@@ -59,7 +59,7 @@ class SplitRanker(nn.Module):
         self._pair_tokenizer = PairTokenizer(tokenizer, config.sides, config.encoder.model_type)
         config.validate(self.position_capacity)
         # Views share modules with the ranker they come from, and inherit its quantization.
-        use_fast_linears(self, config.quantization)
+        use_fast_linears(self, config.quantization, encoder.feed_forward_outputs())
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -103,8 +103,9 @@ class SplitRanker(nn.Module):
             revision: for a hub id, the branch, tag or commit to download.
             token: for a hub id, the token for private or gated repositories.
             quantization: ``int8`` runs the Linear layers with dynamic int8 quantisation at CPU
-                inference (faster, scores change slightly); default: the saved setting, else
-                ``none`` (fp32).
+                inference (faster, scores change slightly); ``int8-except-ffn-output`` keeps each
+                layer's feed-forward output projection in fp32 (closer to fp32 scores); default:
+                the saved setting, else ``none`` (fp32).
             **head_options: other :class:`lateint.config.HeadSettings` fields (``maxsim_dim``,
                 ``dipair_tokens``, ``dipair_dim``, ``dipair_layers``, ``dipair_heads``,
                 ``pooler_activation``).

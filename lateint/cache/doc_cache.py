@@ -34,12 +34,12 @@ import torch
 
 from lateint.cache.compression import StateCompressor
 from lateint.cache.fields import FieldSpec
-from lateint.cache.fingerprint import cache_description, representation_fingerprint, weights_state
+from lateint.cache.fingerprint import WeightsState, cache_description, representation_fingerprint
 from lateint.cache.reader import CacheReader
 from lateint.cache.shards import Share, part_description
 from lateint.cache.writer import CacheWriter
 from lateint.errors import CacheMismatchError, ConfigError, InputError, MissingResourceError
-from lateint.modeling.representations import PRECOMPUTE, STORAGES, Representation, representation_for
+from lateint.modeling.representations import Representation, representation_for
 from lateint.modes import evaluating
 from lateint.tokenization import is_blank
 
@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 _COMPRESSOR_DIR = "compressor"
 _BUILD_FILE = "build.json"
+# Verified weight states remembered per cache: enough for a few rankers or views taking turns.
+_VERIFIED_KEPT = 4
 
 
 def field_specs(representation: Representation) -> list[FieldSpec]:
@@ -88,8 +90,8 @@ class DocCache:
         self.path = path
         self.reader = reader
         self.compressor = compressor
-        # Weight states (see fingerprint.weights_state) already verified against the fingerprint.
-        self._verified: set[tuple] = set()
+        # Weight states already verified against the fingerprint, newest first.
+        self._verified: list[WeightsState] = []
 
     # -- building ---------------------------------------------------------------------------
     @classmethod
@@ -262,8 +264,7 @@ class DocCache:
         ``load_state_dict``), or the split, layout or lengths changed.
         """
         representation = self.representation(ranker)
-        state = weights_state(representation)
-        if state in self._verified:
+        if any(state.holds(representation) for state in self._verified):
             return representation
         s = self.settings
         if representation_fingerprint(representation) != self.reader.metadata["fingerprint"]:
@@ -274,7 +275,8 @@ class DocCache:
                 f"the document cache at {self.path} was built for another ranker configuration ({detail}). "
                 "Its scores would be wrong for this ranker: build a cache for it at a new path."
             )
-        self._verified.add(state)
+        # The newest first; old states (weights since trained further) are dropped, not hoarded.
+        self._verified = [WeightsState(representation), *self._verified][:_VERIFIED_KEPT]
         return representation
 
     # -- reading ------------------------------------------------------------------------------

@@ -8,9 +8,11 @@ layout, maximum document length, head settings at L = T, storage codec, compress
 Weights that do not touch the cache (upper layers, a ``cls`` head) are left out, so fine-tuning
 those keeps a cache valid.
 
-Hashing weights costs a pass over them; :func:`weights_state` is the cheap key under which a
-verified fingerprint is remembered: the settings plus each tensor's storage address and in-place
-version counter, which every optimizer step, ``load_state_dict`` or ``copy_`` advances.
+Hashing weights costs a pass over them, so a verified fingerprint is remembered as a
+:class:`WeightsState`: a record of the settings, of every module and tensor the hash covered and of
+each tensor's storage address and in-place version counter (which every optimizer step,
+``load_state_dict`` or ``copy_`` advances). Re-checking it reads those counters directly, without
+building state dicts, because the check runs once per query.
 """
 
 from __future__ import annotations
@@ -60,12 +62,68 @@ def representation_fingerprint(representation) -> str:
     return h.hexdigest()
 
 
-def weights_state(representation) -> tuple:
-    """A cheap key that changes whenever anything :func:`representation_fingerprint` hashes may
-    have changed: the settings, the tokenizer's size, and every dependency tensor's storage
-    address, shape, dtype and in-place version counter."""
-    tokenizer = representation.ranker.tokenizer
-    state = [json.dumps(cache_description(representation), sort_keys=True), len(tokenizer)]
-    for name, tensor in _tensors(representation.dependencies()):
-        state.append((name, tensor.data_ptr(), tensor._version, tuple(tensor.shape), str(tensor.dtype), str(tensor.device)))
-    return tuple(state)
+# Counts every module, parameter and buffer assignment in this process (torch calls the hooks from
+# ``Module.__setattr__`` and ``register_*``): while it stands still no module tree changed shape, so
+# :meth:`WeightsState.holds` can skip walking the trees' containers, which is most of its cost.
+_assignments = [0]
+
+
+def _count_assignment(*_args):
+    _assignments[0] += 1
+
+
+_hooks_installed = False
+
+
+def _install_assignment_hooks() -> None:
+    global _hooks_installed
+    if not _hooks_installed:
+        from torch.nn.modules import module as torch_module
+
+        torch_module.register_module_module_registration_hook(_count_assignment)
+        torch_module.register_module_parameter_registration_hook(_count_assignment)
+        torch_module.register_module_buffer_registration_hook(_count_assignment)
+        _hooks_installed = True
+
+
+class WeightsState:
+    """What :func:`representation_fingerprint` covered for one representation, in a form that is
+    cheap to re-check: ``holds`` is False as soon as anything the hash depends on may have changed
+    (settings, tokenizer size, which modules are dependencies, any submodule, parameter or buffer
+    replaced, added or removed, any tensor modified in place, moved or re-pointed with ``.data``)."""
+
+    def __init__(self, representation):
+        _install_assignment_hooks()
+        self.assignments = _assignments[0]
+        self.settings = json.dumps(cache_description(representation), sort_keys=True)
+        self.vocabulary = len(representation.ranker.tokenizer)
+        dependencies = representation.dependencies()
+        self.modules = [(name, dependencies[name]) for name in sorted(dependencies)]
+        # (a module's child/parameter/buffer dict, the objects it held): any replacement shows here.
+        self.containers: list[tuple[dict, tuple]] = []
+        # (dict, key, tensor, storage address, version): also catches a tensor put in its dict directly.
+        self.tensors: list[tuple[dict, str, torch.Tensor, int, int]] = []
+        for _, top in self.modules:
+            for module in top.modules():
+                for container in (module._modules, module._parameters, module._buffers):
+                    self.containers.append((container, tuple(container.values())))
+                for container in (module._parameters, module._buffers):
+                    for key, tensor in container.items():
+                        if tensor is not None:
+                            self.tensors.append((container, key, tensor, tensor.data_ptr(), tensor._version))
+
+    def holds(self, representation) -> bool:
+        if len(representation.ranker.tokenizer) != self.vocabulary:
+            return False
+        if json.dumps(cache_description(representation), sort_keys=True) != self.settings:
+            return False
+        dependencies = representation.dependencies()
+        if len(dependencies) != len(self.modules) or any(dependencies.get(n) is not m for n, m in self.modules):
+            return False
+        if _assignments[0] != self.assignments:
+            for container, held in self.containers:
+                if len(container) != len(held) or any(a is not b for a, b in zip(container.values(), held)):
+                    return False
+            self.assignments = _assignments[0]
+        return all(container.get(key) is t and t._version == version and t.data_ptr() == pointer
+                   for container, key, t, pointer, version in self.tensors)

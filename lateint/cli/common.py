@@ -27,8 +27,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     g.add_argument("--seed", type=int, default=0, help="seed for weights not in the checkpoint (default 0)")
     g.add_argument("--quantization", default=None, choices=QUANTIZATIONS,
-                   help="int8: dynamic int8 Linear layers at CPU inference (faster; scores change slightly; "
-                        "default: the checkpoint's setting, else none)")
+                   help="int8: dynamic int8 Linear layers at CPU inference (faster; scores change slightly); "
+                        "int8-except-ffn-output: the same with each feed-forward output projection in fp32 "
+                        "(closer to fp32); default: the checkpoint's setting, else none")
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, batch_size: int = 128) -> None:

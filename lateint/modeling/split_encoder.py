@@ -120,6 +120,10 @@ class SplitEncoder(nn.Module):
         attn = self.layers[layer].attention.self
         return {"key": attn.key, "value": attn.value}
 
+    def feed_forward_outputs(self) -> list[nn.Module]:
+        """Each layer's feed-forward output projection (intermediate size to hidden size)."""
+        return [layer.output.dense for layer in self.layers]
+
     # -- efficient path -------------------------------------------------------------------------
     def embed(self, side: SideBatch) -> torch.Tensor:
         """Token embeddings of one side (word + position + type, LayerNorm), ``[B, S, H]``."""

@@ -91,3 +91,61 @@ def test_at_shares_weights_and_leaves_the_original_alone(minilm_path):
     a = ranker.at(5).score([QUERY], [DOCS[0][1]])
     b = view.score([QUERY], [DOCS[0][1]])
     assert torch.equal(a, b)
+
+
+def test_a_replaced_parameter_is_refused(built):
+    ranker, cache = built
+    dense = ranker.encoder.layers[2].attention.self.value
+    dense.weight = torch.nn.Parameter(dense.weight.detach() * 1.01)
+    with pytest.raises(CacheMismatchError, match="different model weights"):
+        rerank(ranker, QUERY, ["d0"], cache)
+
+
+def test_a_replaced_submodule_is_refused(built):
+    ranker, cache = built
+    old = ranker.encoder.layers[0].intermediate.dense
+    new = torch.nn.Linear(old.in_features, old.out_features)
+    with torch.no_grad():
+        new.weight.copy_(old.weight * 0.99)
+        new.bias.copy_(old.bias)
+    ranker.encoder.layers[0].intermediate.dense = new
+    with pytest.raises(CacheMismatchError, match="different model weights"):
+        rerank(ranker, QUERY, ["d0"], cache)
+
+
+def test_data_re_pointed_without_a_version_bump_is_refused(built):
+    ranker, cache = built
+    bias = ranker.encoder.embedding_modules()["embeddings"].LayerNorm.bias
+    bias.data = bias.data + 1e-3
+    with pytest.raises(CacheMismatchError, match="different model weights"):
+        rerank(ranker, QUERY, ["d0"], cache)
+
+
+def test_restored_weights_are_accepted_again(built):
+    ranker, cache = built
+    layer = ranker.encoder.layers[1].output.dense
+    saved = layer.weight.detach().clone()
+    with torch.no_grad():
+        layer.weight.mul_(1.01)
+    with pytest.raises(CacheMismatchError, match="different model weights"):
+        rerank(ranker, QUERY, ["d0"], cache)
+    with torch.no_grad():
+        layer.weight.copy_(saved)
+    assert set(rerank(ranker, QUERY, ["d0", "d1"], cache)) == {"d0", "d1"}
+
+
+def test_a_parameter_put_in_its_dict_directly_is_refused(built):
+    """Bypasses Module.__setattr__ (and torch's registration hooks), as Module._apply can."""
+    ranker, cache = built
+    key = ranker.encoder.layers[1].attention.self.key
+    key._parameters["weight"] = torch.nn.Parameter(key.weight.detach() * 1.01)
+    with pytest.raises(CacheMismatchError, match="different model weights"):
+        rerank(ranker, QUERY, ["d0"], cache)
+
+
+def test_a_layer_swapped_in_its_list_is_refused(built):
+    ranker, cache = built
+    layers = ranker.encoder.layers
+    layers[0], layers[1] = layers[1], layers[0]
+    with pytest.raises(CacheMismatchError, match="different model weights"):
+        rerank(ranker, QUERY, ["d0"], cache)

@@ -84,7 +84,8 @@ def test_unknown_quantization_is_a_config_error(minilm_path):
 
 
 @needs_int8
-def test_int8_ranker_stays_close_to_fp32_at_every_split(minilm_path, pairs):
+@pytest.mark.parametrize("quantization", ["int8", "int8-except-ffn-output"])
+def test_int8_ranker_stays_close_to_fp32_at_every_split(minilm_path, pairs, quantization):
     """The fp32 ranker is the oracle: per split, the int8 scores keep the ranking of a query's
     candidates (Kendall tau) and stay close in value."""
     queries, docs = pairs
@@ -96,8 +97,8 @@ def test_int8_ranker_stays_close_to_fp32_at_every_split(minilm_path, pairs):
     ]
     fp32 = SplitRanker.from_pretrained(minilm_path, head="twin", pooling="mean", crossing="cosine", split=6)
     int8 = SplitRanker.from_pretrained(minilm_path, head="twin", pooling="mean", crossing="cosine", split=6,
-                                       quantization="int8")
-    assert int8.config.quantization == "int8" and fp32.config.quantization == "none"
+                                       quantization=quantization)
+    assert int8.config.quantization == quantization and fp32.config.quantization == "none"
     for split in (0, 3, 6):
         a = fp32.at(split).score([query] * len(candidates), candidates)
         b = int8.at(split).score([query] * len(candidates), candidates)
@@ -121,6 +122,9 @@ def test_int8_setting_is_saved_and_separates_caches(minilm_path, tmp_path):
     fp32 = SplitRanker.from_pretrained(minilm_path, split=3, head="twin")
     with pytest.raises(CacheMismatchError):
         rerank(fp32, "lobster", ["a", "b"], cache)
+    mixed = SplitRanker.from_pretrained(minilm_path, split=3, head="twin", quantization="int8-except-ffn-output")
+    with pytest.raises(CacheMismatchError, match="quantization: cache 'int8' vs ranker 'int8-except-ffn-output'"):
+        rerank(mixed, "lobster", ["a", "b"], cache)
 
 
 @needs_int8
@@ -133,5 +137,35 @@ def test_command_line_quantization_flag(minilm_path):
     add_model_arguments(parser)
     args = parser.parse_args(["--model", str(minilm_path), "--split", "6", "--quantization", "int8"])
     assert load_ranker(args).config.quantization == "int8"
+    args = parser.parse_args(["--model", str(minilm_path), "--split", "6", "--quantization", "int8-except-ffn-output"])
+    assert load_ranker(args).config.quantization == "int8-except-ffn-output"
     with pytest.raises(SystemExit):
         parser.parse_args(["--quantization", "int4"])
+
+
+@needs_int8
+def test_int8_except_ffn_output_keeps_exactly_the_feed_forward_outputs_in_fp32(minilm_path):
+    ranker = SplitRanker.from_pretrained(minilm_path, split=3, head="cls", quantization="int8-except-ffn-output")
+    kernels = {name: m.quantization for name, m in ranker.named_modules() if isinstance(m, FastLinear)}
+    fp32 = sorted(name for name, kernel in kernels.items() if kernel == "none")
+    assert fp32 == sorted(f"encoder.backbone.encoder.layer.{i}.output.dense" for i in range(6))
+    assert {kernels[n] for n in kernels if n not in fp32} == {"int8"}
+    # A view shares the modules and must not switch them back to all-int8 (or all-fp32).
+    ranker.at(5)
+    assert {n: m.quantization for n, m in ranker.named_modules() if isinstance(m, FastLinear)} == kernels
+
+
+@needs_int8
+def test_int8_except_ffn_output_is_between_fp32_and_int8(minilm_path):
+    """Keeping the feed-forward outputs in fp32 must change the scores against plain int8 (the
+    fp32 kernels ran) and must not be exactly fp32 (the int8 kernels ran too)."""
+    texts = ["Chlorophyll absorbs light.", "The Calvin cycle fixes carbon dioxide.", "Lobster fishing is regulated."]
+    query = "how do plants use sunlight"
+    scores = {}
+    for q in ("none", "int8", "int8-except-ffn-output"):
+        r = SplitRanker.from_pretrained(minilm_path, split=0, head="twin", pooling="mean", crossing="cosine",
+                                        quantization=q)
+        scores[q] = r.score([query] * 3, texts)
+    mixed = scores["int8-except-ffn-output"]
+    assert not torch.equal(mixed, scores["int8"]) and not torch.equal(mixed, scores["none"])
+    assert (mixed - scores["none"]).abs().max() < 0.05
