@@ -28,6 +28,7 @@ from torch import nn
 from lateint.batching import pad_rows
 from lateint.cache.compression import StateCompressor, fit_reconstruction, layer_states, reconstruction_mse
 from lateint.errors import ConfigError, InputError
+from lateint.modes import evaluating
 
 #: Storage codecs that can be simulated on the codes while training.
 SIMULATED_STORAGES = ("fp32", "fp16", "int8")
@@ -202,102 +203,101 @@ def train_compressor_through_ranker(
 
     # Lower layers are frozen, so every side's layer-L states are computed once, for both models.
     teacher = ranker
-    was_training = teacher.training
-    teacher.eval()
-    queries = list(dict.fromkeys(q for q, _ in groups))
-    docs = list(dict.fromkeys(d for _, ds in groups for d in ds))
-    q_index = {q: i for i, q in enumerate(queries)}
-    d_index = {d: i for i, d in enumerate(docs)}
-    q_states, _ = layer_states(teacher, teacher.query_sides(queries), "query", chunk=32)
-    d_states, d_static = layer_states(teacher, teacher.doc_sides(docs), "doc", static=side_info, chunk=32)
-    train = [(q_index[q], [d_index[d] for d in ds]) for q, ds in train_groups]
-    probe = [(q_index[q], [d_index[d] for d in ds]) for q, ds in probe_groups]
+    # The teacher scores without dropout; exactly the submodules that were training get their mode back.
+    with evaluating(teacher):
+        queries = list(dict.fromkeys(q for q, _ in groups))
+        docs = list(dict.fromkeys(d for _, ds in groups for d in ds))
+        q_index = {q: i for i, q in enumerate(queries)}
+        d_index = {d: i for i, d in enumerate(docs)}
+        q_states, _ = layer_states(teacher, teacher.query_sides(queries), "query", chunk=32)
+        d_states, d_static = layer_states(teacher, teacher.doc_sides(docs), "doc", static=side_info, chunk=32)
+        train = [(q_index[q], [d_index[d] for d in ds]) for q, ds in train_groups]
+        probe = [(q_index[q], [d_index[d] for d in ds]) for q, ds in probe_groups]
 
-    student = copy.deepcopy(teacher)
-    for p in student.parameters():
-        p.requires_grad_(False)
-    upper = [p for layer in student.encoder.layers[L:] for p in layer.parameters()] + list(student.head.parameters())
-    for p in upper:
-        p.requires_grad_(True)
-    # Dropout off: the student imitates a deterministic teacher, and runs stay reproducible.
-    student.eval()
+        student = copy.deepcopy(teacher)
+        for p in student.parameters():
+            p.requires_grad_(False)
+        upper = [p for layer in student.encoder.layers[L:] for p in layer.parameters()] + list(student.head.parameters())
+        for p in upper:
+            p.requires_grad_(True)
+        # Dropout off: the student imitates a deterministic teacher, and runs stay reproducible.
+        student.eval()
 
-    comp = copy.deepcopy(init) if init is not None else StateCompressor(hidden, dim, side_info=side_info)
-    comp.train()
-    recon = None
-    if init is None and reconstruction_steps:
-        flat = torch.cat(d_states)
-        flat_static = torch.cat(d_static) if side_info else None
-        fit_reconstruction(comp, flat, flat_static, reconstruction_steps, generator=gen)
-        with torch.no_grad():
-            recon = float(reconstruction_mse(comp, flat, flat_static, slice(0, min(len(flat), 8192))))
-
-    device = student.device
-    comp.to(device)
-
-    def batch_scores(items) -> tuple[torch.Tensor, torch.Tensor]:
-        """Student and teacher scores ``[len(items), n]`` of the (query, [docs]) items."""
-        n = min(len(ds) for _, ds in items)
-        q_list = [q_states[q] for q, ds in items for _ in range(n)]
-        d_list = [d_states[d] for _, ds in items for d in ds[:n]]
-        q, q_mask = pad_rows(q_list, device)
-        d, d_mask = pad_rows(d_list, device)
-        static = pad_rows([d_static[d] for _, ds in items for d in ds[:n]], device)[0] if side_info else None
-        with torch.no_grad():
-            t = teacher.score_states(q, q_mask, d, d_mask).float()
-        codes = simulate_storage(comp.compress(d, static), storage)
-        # Padding rows of the codes are decompressed too; the mask keeps them out of attention.
-        s = student.score_states(q, q_mask, comp.decompress(codes, static), d_mask).float()
-        return s.view(len(items), n), t.view(len(items), n)
-
-    def sample(pool) -> list[tuple[int, list[int]]]:
-        picks = torch.randint(len(pool), (min(queries_per_step, len(pool)),), generator=gen).tolist()
-        out = []
-        for i in picks:
-            qi, ds = pool[i]
-            k = min(docs_per_query, len(ds))
-            chosen = torch.randperm(len(ds), generator=gen)[:k].tolist()
-            out.append((qi, [ds[j] for j in chosen]))
-        return out
-
-    def probe_loss() -> float | None:
-        if not probe:
-            return None
-        comp.eval()
-        with torch.no_grad():
-            losses = [pairwise_margin_mse(*batch_scores([item])).item() for item in probe]
+        comp = copy.deepcopy(init) if init is not None else StateCompressor(hidden, dim, side_info=side_info)
         comp.train()
-        return float(sum(losses) / len(losses))
+        recon = None
+        if init is None and reconstruction_steps:
+            flat = torch.cat(d_states)
+            flat_static = torch.cat(d_static) if side_info else None
+            fit_reconstruction(comp, flat, flat_static, reconstruction_steps, generator=gen)
+            with torch.no_grad():
+                recon = float(reconstruction_mse(comp, flat, flat_static, slice(0, min(len(flat), 8192))))
 
-    held_initial = probe_loss()
-    opt = torch.optim.AdamW([{"params": upper, "lr": lr}, {"params": list(comp.parameters()), "lr": compressor_lr}],
-                            weight_decay=0.0)
-    warm = max(1, int(round(warmup * steps)))
+        device = student.device
+        comp.to(device)
 
-    def factor(step: int) -> float:
-        return (step + 1) / warm if step < warm else max(0.0, (steps - step) / max(1, steps - warm))
+        def batch_scores(items) -> tuple[torch.Tensor, torch.Tensor]:
+            """Student and teacher scores ``[len(items), n]`` of the (query, [docs]) items."""
+            n = min(len(ds) for _, ds in items)
+            q_list = [q_states[q] for q, ds in items for _ in range(n)]
+            d_list = [d_states[d] for _, ds in items for d in ds[:n]]
+            q, q_mask = pad_rows(q_list, device)
+            d, d_mask = pad_rows(d_list, device)
+            static = pad_rows([d_static[d] for _, ds in items for d in ds[:n]], device)[0] if side_info else None
+            with torch.no_grad():
+                t = teacher.score_states(q, q_mask, d, d_mask).float()
+            codes = simulate_storage(comp.compress(d, static), storage)
+            # Padding rows of the codes are decompressed too; the mask keeps them out of attention.
+            s = student.score_states(q, q_mask, comp.decompress(codes, static), d_mask).float()
+            return s.view(len(items), n), t.view(len(items), n)
 
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-    bar = range(steps)
-    if progress:
-        from tqdm.auto import tqdm
+        def sample(pool) -> list[tuple[int, list[int]]]:
+            picks = torch.randint(len(pool), (min(queries_per_step, len(pool)),), generator=gen).tolist()
+            out = []
+            for i in picks:
+                qi, ds = pool[i]
+                k = min(docs_per_query, len(ds))
+                chosen = torch.randperm(len(ds), generator=gen)[:k].tolist()
+                out.append((qi, [ds[j] for j in chosen]))
+            return out
 
-        bar = tqdm(bar, desc=f"compressor e={dim} through L={L}..{T}", unit="step")
-    losses: list[float] = []
-    for _ in bar:
-        s, t = batch_scores(sample(train))
-        loss = pairwise_margin_mse(s, t)
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(upper + list(comp.parameters()), 1.0)
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-    held_final = probe_loss()
-    comp.eval()
-    for p in student.parameters():
-        p.requires_grad_(False)
-    teacher.train(was_training)
+        def probe_loss() -> float | None:
+            if not probe:
+                return None
+            comp.eval()
+            with torch.no_grad():
+                losses = [pairwise_margin_mse(*batch_scores([item])).item() for item in probe]
+            comp.train()
+            return float(sum(losses) / len(losses))
+
+        held_initial = probe_loss()
+        opt = torch.optim.AdamW([{"params": upper, "lr": lr}, {"params": list(comp.parameters()), "lr": compressor_lr}],
+                                weight_decay=0.0)
+        warm = max(1, int(round(warmup * steps)))
+
+        def factor(step: int) -> float:
+            return (step + 1) / warm if step < warm else max(0.0, (steps - step) / max(1, steps - warm))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        bar = range(steps)
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(bar, desc=f"compressor e={dim} through L={L}..{T}", unit="step")
+        losses: list[float] = []
+        for _ in bar:
+            s, t = batch_scores(sample(train))
+            loss = pairwise_margin_mse(s, t)
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(upper + list(comp.parameters()), 1.0)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+        held_final = probe_loss()
+        comp.eval()
+        for p in student.parameters():
+            p.requires_grad_(False)
 
     window = max(1, min(20, len(losses) // 5))
     info = ThroughRankerTraining(

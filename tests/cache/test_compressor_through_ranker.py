@@ -192,3 +192,16 @@ def test_bad_settings(teacher, options, error, match):
 def test_split_must_leave_joint_layers(teacher, split):
     with pytest.raises(ConfigError, match="0 < split < T"):
         train_compressor_through_ranker(teacher.at(split), _groups(5, 2), dim=4, steps=1)
+
+
+def test_the_teachers_modes_are_given_back_module_by_module(minilm_path):
+    """A teacher in training mode with one submodule set to evaluation by the caller comes back
+    exactly so: the training ran the teacher without dropout and touched no other mode."""
+    teacher = SplitRanker.from_pretrained(minilm_path, split=1, head="twin", num_layers=2,
+                                          max_query_length=16, max_doc_length=24)
+    teacher.train()
+    teacher.encoder.layers[1].eval()
+    modes = {name: m.training for name, m in teacher.named_modules()}
+    train_compressor_through_ranker(teacher, _groups(1, 12), dim=DIM, steps=2, queries_per_step=2,
+                                    docs_per_query=3, reconstruction_steps=0, storage="fp32", held_out=2, seed=0)
+    assert {name: m.training for name, m in teacher.named_modules()} == modes
