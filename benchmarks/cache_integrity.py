@@ -22,20 +22,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import tempfile
 import time
 import zlib
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-os.environ.setdefault("LATEINT_DATA", str(REPO.parent / "shared" / "irdata"))
-_TMP_ROOT = REPO / "benchmarks" / "results" / "tmp"
-os.environ.setdefault("LATEINT_CACHE", str(_TMP_ROOT / "lateint-cache"))
-os.environ.setdefault("IR_DATASETS_HOME", str(_TMP_ROOT / "lateint-cache" / "ir_datasets"))
+from local_data import REPO  # noqa: E402  (sets the data environment first)
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from lateint import DocCache, SplitRanker, rerank  # noqa: E402

@@ -28,11 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-os.environ.setdefault("LATEINT_DATA", str(REPO.parent / "shared" / "irdata"))
-_TMP_ROOT = REPO / "benchmarks" / "results" / "tmp"
-os.environ.setdefault("LATEINT_CACHE", str(_TMP_ROOT / "lateint-cache"))
-os.environ.setdefault("IR_DATASETS_HOME", str(_TMP_ROOT / "lateint-cache" / "ir_datasets"))
+from local_data import REPO  # noqa: E402  (sets the data environment first)
 
 DATASET = "msmarco-passage/trec-dl-2019/judged"
 BATCH = 64

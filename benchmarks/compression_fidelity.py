@@ -35,25 +35,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import random
 import shutil
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-TMP = ROOT / "benchmarks" / "results" / "tmp" / "compression"
-# Environment must be set before lateint.data imports ir_datasets (it reads its home on import).
-os.environ.setdefault("LATEINT_DATA", str(ROOT.parent / "shared" / "irdata"))
-os.environ.setdefault("LATEINT_CACHE", str(TMP.parent / "lateint-cache"))
-os.environ.setdefault("IR_DATASETS_HOME", str(TMP.parent / "lateint-cache" / "ir_datasets"))
+from local_data import REPO as ROOT, TMP_ROOT  # noqa: E402  (sets the data environment first)
+
+TMP = TMP_ROOT / "compression"
 
 from lateint import DocCache, SplitRanker, rerank  # noqa: E402
 from lateint.cache.compression import StateCompressor, train_compressor  # noqa: E402

@@ -46,11 +46,7 @@ RUNS = ("bm25", "bm25-rm3", "tasb", "splade-pp-ed", "ada2")
 MAX_Q, MAX_D = 32, 224
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
-# Environment must be set before lateint.data imports ir_datasets (it reads its home on import).
-os.environ.setdefault("LATEINT_DATA", str(REPO.parent / "shared" / "irdata"))
-_TMP_ROOT = REPO / "benchmarks" / "results" / "tmp"
-os.environ.setdefault("LATEINT_CACHE", str(_TMP_ROOT / "lateint-cache"))
-os.environ.setdefault("IR_DATASETS_HOME", str(_TMP_ROOT / "lateint-cache" / "ir_datasets"))
+from local_data import TMP_ROOT as _TMP_ROOT  # noqa: E402  (sets the data environment first)
 
 from lateint import SplitRanker  # noqa: E402
 from lateint.cache.compression import train_compressor  # noqa: E402

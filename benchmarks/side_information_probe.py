@@ -15,17 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("LATEINT_DATA", str(ROOT.parent / "shared" / "irdata"))
-os.environ.setdefault("LATEINT_CACHE", str(ROOT / "benchmarks" / "results" / "tmp" / "lateint-cache"))
-os.environ.setdefault("IR_DATASETS_HOME", str(ROOT / "benchmarks" / "results" / "tmp" / "lateint-cache" / "ir_datasets"))
+from local_data import REPO as ROOT  # noqa: E402  (sets the data environment first)
 
 from lateint import SplitRanker  # noqa: E402
 from lateint.cache.compression import layer_states  # noqa: E402

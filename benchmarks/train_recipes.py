@@ -64,11 +64,7 @@ SCIFACT_TEST = "beir/scifact/test"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 REFERENCE = {"BM25": 0.506, "twin zero-shot": 0.639}  # DL19 nDCG@10 figures quoted in the brief
 
-# The environment must be set before lateint.data imports ir_datasets (it binds its home on import).
-os.environ.setdefault("LATEINT_DATA", str(REPO.parent / "shared" / "irdata"))
-_TMP_ROOT = REPO / "benchmarks" / "results" / "tmp"
-os.environ.setdefault("LATEINT_CACHE", str(_TMP_ROOT / "lateint-cache"))
-os.environ.setdefault("IR_DATASETS_HOME", str(_TMP_ROOT / "lateint-cache" / "ir_datasets"))
+import local_data  # noqa: E402,F401  (sets the data environment before lateint imports ir_datasets)
 
 from lateint import SplitRanker  # noqa: E402
 from lateint.checkpoints import resolve  # noqa: E402
