@@ -20,13 +20,16 @@ from lateint.cache import CacheReader, CacheWriter, FieldSpec
 FIELDS = [FieldSpec("states", "fp16", 8), FieldSpec("input_ids", "raw-int32")]
 META = {"fingerprint": "kill"}
 
-# Writes one batch of 3 documents at a time and reports, after each, how many it has added.
+# Writes one batch of 3 documents at a time and reports, after each, how many it has added. With a
+# nonzero ``hold``, it waits once it has added that many, so that the kill finds it at a known count
+# (otherwise it may write on between its report and the kill).
 WORKER = """
 import sys, time
 import numpy as np
 from lateint.cache import CacheWriter, FieldSpec
 from tests_cache_docs import FIELDS, META, docs
 path, commit_docs, commit_seconds, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+hold = int(sys.argv[5])
 ids, arrays = docs()
 writer = CacheWriter.open(path, FIELDS, META, shard_size=100_000, commit_docs=commit_docs,
                           commit_seconds=commit_seconds)
@@ -34,6 +37,8 @@ for start in range(len(writer), len(ids), 3):
     chunk = ids[start:start + 3]
     writer.add_batch(chunk, {name: [arrays[d][name] for d in chunk] for name in ("states", "input_ids")})
     print(len(writer), time.monotonic(), flush=True)
+    if hold and len(writer) >= hold:
+        time.sleep(3600)
     time.sleep(pause)
 """
 
@@ -53,13 +58,15 @@ def docs(n=100_000):
 
 
 def kill_after(tmp_path: Path, path: Path, docs_before_kill: int, commit_docs: int, commit_seconds: float,
-               pause: float) -> list[tuple[int, float]]:
-    """Run the worker until it reports ``docs_before_kill`` documents, SIGKILL it, and return its reports."""
+               pause: float, *, hold: bool = False) -> list[tuple[int, float]]:
+    """Run the worker until it reports ``docs_before_kill`` documents, SIGKILL it, and return its reports.
+
+    ``hold``: the worker stops writing at that count, so the last report is exactly what it added."""
     (tmp_path / "worker.py").write_text(WORKER)
     (tmp_path / "tests_cache_docs.py").write_text(DOCS)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", ""), os.getcwd()])}
     process = subprocess.Popen([sys.executable, str(tmp_path / "worker.py"), str(path), str(commit_docs),
-                                str(commit_seconds), str(pause)], stdout=subprocess.PIPE, text=True, env=env)
+                                str(commit_seconds), str(pause), str(docs_before_kill if hold else 0)], stdout=subprocess.PIPE, text=True, env=env)
     reports = []
     for line in process.stdout:
         count, stamp = line.split()
@@ -82,7 +89,7 @@ def stored_after_kill(path: Path) -> int:
 def test_kill_loses_at_most_the_documents_since_the_last_commit(tmp_path):
     path = tmp_path / "c"
     commit_docs = 10
-    reports = kill_after(tmp_path, path, 200, commit_docs, 3600.0, 0.0)
+    reports = kill_after(tmp_path, path, 200, commit_docs, 3600.0, 0.0, hold=True)
     added = reports[-1][0]
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["shards"] == []  # no shard was ever sealed: only commits can have kept anything
