@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +65,8 @@ def kill_after(tmp_path: Path, path: Path, docs_before_kill: int, commit_docs: i
     (tmp_path / "tests_cache_docs.py").write_text(DOCS)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", ""), os.getcwd()])}
     process = subprocess.Popen([sys.executable, str(tmp_path / "worker.py"), str(path), str(commit_docs),
-                                str(commit_seconds), str(pause), str(docs_before_kill if hold else 0)], stdout=subprocess.PIPE, text=True, env=env)
+                                str(commit_seconds), str(pause), str(docs_before_kill if hold else 0)],
+                               stdout=subprocess.PIPE, text=True, env=env)
     reports = []
     for line in process.stdout:
         count, stamp = line.split()
