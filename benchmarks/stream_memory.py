@@ -29,13 +29,9 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from local_data import REPO  # sets the data environment first
+
 DL19 = "msmarco-passage/trec-dl-2019/judged"
-
-
-def _environment() -> None:
-    if not os.environ.get("LATEINT_DATA"):
-        os.environ["LATEINT_DATA"] = str(REPO.parent / "shared" / "irdata")
 
 
 def write_files(work: Path, lines: int, seed: int) -> dict[str, Path]:
@@ -100,7 +96,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--measure", nargs=2, metavar=("KIND", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    _environment()
     if args.smoke:
         args.lines, args.small, args.steps = 20_000, 1_000, 2
     if args.measure:
