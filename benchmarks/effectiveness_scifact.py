@@ -11,7 +11,8 @@ Points (``kind``):
 * ``untrained``: all-MiniLM-L6-v2 (twin head: mean pooling, cosine) at every L;
 * ``per-L``: one model trained at each L in {0, 2, 4, 5, 6} (twin head), and at L = 0 one with a
   ``cls`` head;
-* ``dial``: one model trained with the split sampled per batch, tested at every L;
+* ``dial``: one model trained with the split sampled per batch, validated at every L (the mean dev
+  nDCG@10 picks its checkpoint), tested at every L;
 * ``student``: Margin-MSE (plus listwise CE) from the best L = 0 model (by dev nDCG@10) into
   students at L in {4, 5, 6} and into a 3-layer student (every other layer) at its twin end.
 
@@ -63,7 +64,7 @@ def settings(args) -> dict:
         "model": DEFAULT_MODEL, "seed": SEED, "depth": DEPTH, "max_query_length": 32, "max_doc_length": 256,
         "max_steps": args.max_steps, "batch_size": 4, "negatives": 7, "lr": 3e-5, "head_lr": 1e-3,
         "validation": {"every": args.validate_every, "holdout": 0.1, "depth": 30, "max_queries": 0,
-                       "patience": args.patience},
+                       "patience": args.patience, "dial_splits": list(SPLITS)},
         "checkpoint_every": args.validate_every, "device": args.device, "amp": args.amp,
         "test_queries": args.test_queries,
     }
@@ -123,6 +124,8 @@ def train_config(s: dict, name: str, work: Path, train_run: Path, *, split: int,
         config["head_options"] = {"pooling": "mean", "crossing": "cosine"}
     if dial:
         config["dial"] = {"enabled": True, "splits": list(SPLITS)}
+        # one checkpoint serves every split, so the mean dev nDCG@10 over them picks it
+        config["validation"]["splits"] = s["validation"]["dial_splits"]
     if teacher is not None:
         config["distill"] = {"teacher": teacher, "teacher_split": 0}
         config["loss"] = {"hard": "listwise_ce", "soft": "margin_mse"}

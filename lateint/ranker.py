@@ -179,6 +179,12 @@ class SplitRanker(nn.Module):
         return self.encoder.num_layers
 
     @property
+    def max_split(self) -> int:
+        """The largest split the head can run: T when it compares two sides, else T - 1 (a head
+        that reads the joint sequence needs at least one joint layer)."""
+        return self.num_layers if self.head.compares_sides else self.num_layers - 1
+
+    @property
     def bi_encoder(self) -> bool:
         """True when no joint layer is left (L = T) and the head compares two independent sides."""
         return self.split == self.num_layers and self.head.compares_sides

@@ -243,6 +243,8 @@ class ValidationSettings:
         max_queries: validate on at most this many dev queries (a seeded sample); 0 keeps all.
         patience: stop training after this many validations without a new best; 0 never stops early.
         batch_size: pairs per batch when scoring the dev candidates.
+        splits: measure at each of these splits and track their mean (a dial model serves them
+            all, so its best checkpoint should not be chosen at one); None measures at ``split``.
     """
 
     every: int = 0
@@ -253,6 +255,7 @@ class ValidationSettings:
     max_queries: int = 0
     patience: int = 0
     batch_size: int = 64
+    splits: list[int] | None = None
 
 
 @dataclass
@@ -496,6 +499,9 @@ class TrainConfig:
         _positive_int(v.batch_size, "validation.batch_size")
         if v.patience < 0 or v.max_queries < 0:
             raise ConfigError("validation.patience and validation.max_queries must be >= 0.")
+        if v.splits is not None and (not v.splits or len(set(v.splits)) != len(v.splits)):
+            raise ConfigError(f"validation.splits={v.splits} must list distinct splits; leave it out to "
+                              "validate at the config's split.")
 
 
 # -- helpers -----------------------------------------------------------------------------------

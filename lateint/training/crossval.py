@@ -87,14 +87,14 @@ class CrossValidation:
         }
 
 
-def evaluated_splits(config: TrainConfig, num_layers: int, pair_head: bool) -> list[int]:
+def evaluated_splits(config: TrainConfig, max_split: int) -> list[int]:
     """The splits a cross-validated model is tested at: the config's split, or in dial mode every
-    split the dial trains (``dial.splits``, else all the head can run)."""
+    split the dial trains (``dial.splits``, else all the head can run, up to ``max_split``)."""
     if not config.dial.enabled:
         return [config.split]
     if config.dial.splits is not None:
         return sorted(set(config.dial.splits))
-    return list(range(0, (num_layers if pair_head else num_layers - 1) + 1))
+    return list(range(0, max_split + 1))
 
 
 def cross_validate(
@@ -186,7 +186,7 @@ def cross_validate(
         ranker = SplitRanker.from_pretrained(result.model_path)
         del trainer
         if splits is None:
-            splits = evaluated_splits(config, ranker.num_layers, ranker.head.compares_sides)
+            splits = evaluated_splits(config, ranker.max_split)
         held_out = {q: candidates[q] for q in test_qids if q in candidates}
         runs, latency, latencies = {}, {}, {}
         for L in splits:

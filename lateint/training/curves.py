@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 
 from lateint.errors import InputError
+from lateint.training.validation import DEV_BY_SPLIT_KEY, DEV_LOG_KEY as DEV_KEY
 
-#: The dev nDCG@10 a validation adds to a loss-log record.
-DEV_KEY = "dev_ndcg@10"
 #: Fields of a loss-log record that are not loss terms.
-NOT_LOSSES = {"step", "lr", "split", "seconds", DEV_KEY}
+NOT_LOSSES = {"step", "lr", "split", "seconds", DEV_KEY, DEV_BY_SPLIT_KEY}
 
 
 def read_loss_log(path: str | Path) -> list[dict]:
@@ -42,7 +41,8 @@ def plot_loss_curve(loss_log: str | Path, path: str | Path, *, window: int = 10)
 
     Each term is drawn raw (faint) and as a moving average over ``window`` steps; the learning
     rate goes on a second panel, and in dial mode the split of each step is marked on it. Dev
-    nDCG@10, where the run validated, is drawn against its own axis on the loss panel.
+    nDCG@10, where the run validated, is drawn against its own axis on the loss panel (with
+    several validation splits, their mean solid and each split dashed).
     Returns ``path``.
     """
     import matplotlib
@@ -73,8 +73,15 @@ def plot_loss_curve(loss_log: str | Path, path: str | Path, *, window: int = 10)
         dev_line, = ax_dev.plot([s for s, _ in dev], [v for _, v in dev], color="black", marker="o",
                                 markersize=3, linewidth=1.4)
         ax_dev.set_ylabel("dev nDCG@10")
+        by_split = [(r["step"], r[DEV_BY_SPLIT_KEY]) for r in rows if isinstance(r.get(DEV_BY_SPLIT_KEY), dict)]
         handles.append(dev_line)
-        labels.append("dev nDCG@10")
+        labels.append("dev nDCG@10" + (" (mean over splits)" if by_split else ""))
+        for split in sorted({L for _, values in by_split for L in values}, key=int):
+            points = [(s, values[split]) for s, values in by_split if split in values]
+            split_line, = ax_dev.plot([s for s, _ in points], [v for _, v in points], linestyle="--",
+                                      marker=".", markersize=3, linewidth=0.9)
+            handles.append(split_line)
+            labels.append(f"dev nDCG@10, L={split}")
     ax.legend(handles, labels, fontsize=8)
     ax_lr.plot(steps, [r.get("lr", float("nan")) for r in rows], color="grey")
     ax_lr.set_ylabel("learning rate")

@@ -186,18 +186,22 @@ def intermediate_module(config, student: SplitRanker, teacher: SplitRanker, kept
 # -- dial training: which split each step trains ------------------------------------------------
 def dial_choices(dial, student: SplitRanker) -> tuple[list[int], list[float] | None]:
     """The splits a dial run samples from and their weights (one split without dial training)."""
-    T = student.num_layers
     if not dial.enabled:
         return [student.split], None
-    top = T if student.head.compares_sides else T - 1
+    top = student.max_split
     splits = list(dial.splits) if dial.splits is not None else list(range(0, top + 1))
-    bad = [L for L in splits if not 0 <= L <= top]
+    check_split_range(splits, student, "dial.splits")
+    return splits, list(dial.weights) if dial.weights is not None else None
+
+
+def check_split_range(splits: Sequence[int], student: SplitRanker, key: str) -> None:
+    """Raise a one-line ``ConfigError`` naming ``key`` when a split is one ``student`` cannot run."""
+    bad = [L for L in splits if not 0 <= L <= student.max_split]
     if bad:
         raise ConfigError(
-            f"dial.splits {bad} are out of range: this student (T={T}, head={student.config.head.name}) "
-            f"runs splits 0..{top}."
+            f"{key} {bad} are out of range: this student (T={student.num_layers}, "
+            f"head={student.config.head.name}) runs splits 0..{student.max_split}."
         )
-    return splits, list(dial.weights) if dial.weights is not None else None
 
 
 def split_for_step(step: int, splits: Sequence[int], weights: Sequence[float] | None, seed: int) -> int:

@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import math
+import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -54,7 +55,8 @@ from lateint.training.students import (
     split_for_step,
 )
 from lateint.training.teacher import TeacherScores, cached_teacher_scores
-from lateint.training.validation import DEV_LOG_KEY, best_of, dev_history, dev_ndcg, dev_set
+from lateint.training.validation import (DEV_BY_SPLIT_KEY, DEV_LOG_KEY, best_of, dev_history, dev_ndcg, dev_set,
+                                         validation_splits)
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +218,7 @@ class Trainer:
         if c.loss.mimicry:
             check_mimicry_pair(student, self.teacher)
         self.dial_splits, self.dial_weights = dial_choices(c.dial, student)
+        self.validation_splits = validation_splits(c.validation, student)
         if resume_from is not None and intermediate is not None:
             intermediate.load_state_dict(read_state(resume_from)["intermediate"])
         self.teacher_scores: TeacherScores | None = None
@@ -323,12 +326,20 @@ class Trainer:
         return {k: v / count for k, v in sums.items()}
 
     def validate(self) -> float:
-        """nDCG@10 of the student (at the config's split, eval mode) on the dev set."""
+        """nDCG@10 of the student (eval mode) on the dev set: at the config's split, or the mean
+        over ``validation.splits``."""
+        return statistics.fmean(self.validate_splits().values())
+
+    def validate_splits(self) -> dict[int, float]:
+        """Dev nDCG@10 at each validation split (``validation.splits``, or the config's split)."""
         self.setup()
         if self.dev is None:
             raise ConfigError("validation is off: set validation.every and the dev queries.")
-        with self._at_split() as student:
-            return dev_ndcg(student, self.dev, batch_size=self.config.validation.batch_size)
+        values = {}
+        for split in self.validation_splits:
+            with self._at_split(split) as student:
+                values[split] = dev_ndcg(student, self.dev, batch_size=self.config.validation.batch_size)
+        return values
 
     # -- checkpoints --------------------------------------------------------------------------------
     def latest_checkpoint(self) -> Path | None:
@@ -365,10 +376,12 @@ class Trainer:
         restore_rng(state)
         return state
 
-    def _save_best(self, step: int, value: float) -> None:
+    def _save_best(self, step: int, value: float, by_split: dict[int, float]) -> None:
         with self._at_split() as student:
             student.save_pretrained(self.output / BEST_FOLDER)
         record = {"step": step, DEV_LOG_KEY: value, "split": self.config.split}
+        if len(by_split) > 1:
+            record[DEV_BY_SPLIT_KEY] = {str(L): v for L, v in by_split.items()}
         (self.output / BEST_RECORD).write_text(json.dumps(record, indent=2), encoding="utf-8")
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -455,12 +468,15 @@ class Trainer:
                 record = {"step": done, **totals, "lr": lr, "split": split}
                 if every and (done % every == 0 or done == c.steps):
                     # every process measures (the dev set is small), so all agree on stopping
-                    value = self.validate()
+                    by_split = self.validate_splits()
+                    value = statistics.fmean(by_split.values())
                     record[DEV_LOG_KEY] = value
+                    if len(by_split) > 1:
+                        record[DEV_BY_SPLIT_KEY] = {str(L): v for L, v in by_split.items()}
                     if best_value is None or value > best_value:
                         best_step, best_value, since_best = done, value, 0
                         if main:
-                            self._save_best(done, value)
+                            self._save_best(done, value, by_split)
                     else:
                         since_best += 1
                     stopped_early = bool(c.validation.patience) and since_best >= c.validation.patience

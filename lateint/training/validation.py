@@ -18,6 +18,8 @@ from lateint.errors import InputError
 #: The measure validation tracks, as ``ranx`` names it, and its name in the loss log.
 DEV_METRIC = "ndcg@10"
 DEV_LOG_KEY = "dev_ndcg@10"
+#: With several validation splits, the loss log and ``best.json`` also keep each split's value.
+DEV_BY_SPLIT_KEY = "dev_ndcg@10_by_split"
 
 
 def holdout_queries(qids: list[str], fraction: float, seed: int) -> list[str]:
@@ -73,6 +75,16 @@ def dev_set(config) -> DevSet | None:
         raise InputError(f"no dev query of {ds.name!r} has first-stage candidates to re-rank.")
     docs = ds.doc_text({d for ids in candidates.values() for d in ids})
     return DevSet({q: queries[q] for q in candidates}, candidates, docs, {q: qrels[q] for q in candidates})
+
+
+def validation_splits(settings, student) -> list[int]:
+    """The splits dev nDCG@10 is measured at: ``settings.splits``, or the student's own split."""
+    from lateint.training.students import check_split_range
+
+    if settings.splits is None:
+        return [student.split]
+    check_split_range(settings.splits, student, "validation.splits")
+    return list(settings.splits)
 
 
 def dev_ndcg(ranker, dev: DevSet, *, batch_size: int = 64) -> float:

@@ -76,6 +76,35 @@ def test_validation_logs_dev_ndcg_and_keeps_the_best_model(irdata, make_config, 
     assert dev_ndcg(best, trainer.dev) == pytest.approx(dev[best_step], abs=1e-6)
 
 
+def test_validation_at_several_splits_tracks_their_mean(irdata, make_config, student_model):
+    config = _config(make_config, student_model, dial={"enabled": True, "splits": [0, 1]},
+                     validation={"splits": [0, 1]})
+    result = Trainer(config).train()
+    log = [json.loads(line) for line in result.loss_log.read_text().splitlines()]
+    checks = [r for r in log if "dev_ndcg@10" in r]
+    assert [r["step"] for r in checks] == [2, 4]
+    for r in checks:
+        assert sorted(r["dev_ndcg@10_by_split"]) == ["0", "1"]
+        assert r["dev_ndcg@10"] == pytest.approx(sum(r["dev_ndcg@10_by_split"].values()) / 2, abs=1e-12)
+    # the best checkpoint is chosen by the mean, and re-measuring it at each split gives the logged values
+    best_row = max(checks, key=lambda r: (r["dev_ndcg@10"], -r["step"]))
+    assert result.best_step == best_row["step"]
+    record = json.loads((result.output / "best.json").read_text())
+    assert record["dev_ndcg@10_by_split"] == best_row["dev_ndcg@10_by_split"]
+    trainer = Trainer(config)
+    trainer.setup()
+    best = SplitRanker.from_pretrained(result.best_path, max_query_length=12, max_doc_length=24)
+    best.eval()
+    for split in (0, 1):
+        measured = dev_ndcg(best.at(split), trainer.dev)
+        assert measured == pytest.approx(best_row["dev_ndcg@10_by_split"][str(split)], abs=1e-6)
+
+
+def test_validation_splits_out_of_range_is_a_config_error(irdata, make_config, student_model):
+    with pytest.raises(ConfigError, match=r"validation.splits \[5\] are out of range"):
+        Trainer(_config(make_config, student_model, validation={"splits": [0, 5]})).setup()
+
+
 def test_patience_stops_training_and_a_rerun_stays_stopped(irdata, make_config, student_model):
     # A learning rate too small to change any ranking: dev nDCG never improves after the first check.
     config = _config(make_config, student_model, steps=12, optim={"lr": 1e-12, "warmup_ratio": 0.0},
@@ -98,6 +127,11 @@ def test_dev_ndcg_is_drawn_in_the_loss_curve(tmp_path):
     a = plot_loss_curve(plain, tmp_path / "plain.png").read_bytes()
     b = plot_loss_curve(with_dev, tmp_path / "dev.png").read_bytes()
     assert a != b
+    for r in rows[1::2]:
+        r["dev_ndcg@10_by_split"] = {"0": r["dev_ndcg@10"] - 0.05, "1": r["dev_ndcg@10"] + 0.05}
+    by_split = tmp_path / "by_split.jsonl"
+    by_split.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert plot_loss_curve(by_split, tmp_path / "by_split.png").read_bytes() != b
 
 
 def test_validation_config_errors(make_config, student_model):
@@ -107,6 +141,10 @@ def test_validation_config_errors(make_config, student_model):
         make_config(student_model, validation={"every": 5, "holdout": 1.5})
     with pytest.raises(ConfigError, match="use one"):
         make_config(student_model, data={"folds": 5}, validation={"every": 5, "holdout": 0.1})
+    with pytest.raises(ConfigError, match="distinct splits"):
+        make_config(student_model, validation={"every": 5, "holdout": 0.1, "splits": [1, 1]})
+    with pytest.raises(ConfigError, match="distinct splits"):
+        make_config(student_model, validation={"every": 5, "holdout": 0.1, "splits": []})
     with pytest.raises(ConfigError, match="trackers"):
         make_config(student_model, trackers=["wandb-typo"])
 
