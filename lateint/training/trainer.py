@@ -21,7 +21,6 @@ import contextlib
 import json
 import logging
 import math
-import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -55,7 +54,7 @@ from lateint.training.students import (
     split_for_step,
 )
 from lateint.training.teacher import TeacherScores, cached_teacher_scores
-from lateint.training.validation import (DEV_BY_SPLIT_KEY, DEV_LOG_KEY, best_of, dev_history, dev_ndcg, dev_set,
+from lateint.training.validation import (DEV_LOG_KEY, best_of, dev_history, dev_ndcg, dev_record, dev_set,
                                          validation_splits)
 
 logger = logging.getLogger(__name__)
@@ -328,7 +327,7 @@ class Trainer:
     def validate(self) -> float:
         """nDCG@10 of the student (eval mode) on the dev set: at the config's split, or the mean
         over ``validation.splits``."""
-        return statistics.fmean(self.validate_splits().values())
+        return dev_record(self.validate_splits())[DEV_LOG_KEY]
 
     def validate_splits(self) -> dict[int, float]:
         """Dev nDCG@10 at each validation split (``validation.splits``, or the config's split)."""
@@ -376,12 +375,11 @@ class Trainer:
         restore_rng(state)
         return state
 
-    def _save_best(self, step: int, value: float, by_split: dict[int, float]) -> None:
+    def _save_best(self, step: int, dev: dict) -> None:
         with self._at_split() as student:
             student.save_pretrained(self.output / BEST_FOLDER)
-        record = {"step": step, DEV_LOG_KEY: value, "split": self.config.split}
-        if len(by_split) > 1:
-            record[DEV_BY_SPLIT_KEY] = {str(L): v for L, v in by_split.items()}
+        record = {"step": step, DEV_LOG_KEY: dev[DEV_LOG_KEY], "split": self.config.split,
+                  **{k: v for k, v in dev.items() if k != DEV_LOG_KEY}}
         (self.output / BEST_RECORD).write_text(json.dumps(record, indent=2), encoding="utf-8")
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -468,15 +466,13 @@ class Trainer:
                 record = {"step": done, **totals, "lr": lr, "split": split}
                 if every and (done % every == 0 or done == c.steps):
                     # every process measures (the dev set is small), so all agree on stopping
-                    by_split = self.validate_splits()
-                    value = statistics.fmean(by_split.values())
-                    record[DEV_LOG_KEY] = value
-                    if len(by_split) > 1:
-                        record[DEV_BY_SPLIT_KEY] = {str(L): v for L, v in by_split.items()}
+                    dev = dev_record(self.validate_splits())
+                    value = dev[DEV_LOG_KEY]
+                    record.update(dev)
                     if best_value is None or value > best_value:
                         best_step, best_value, since_best = done, value, 0
                         if main:
-                            self._save_best(done, value, by_split)
+                            self._save_best(done, dev)
                     else:
                         since_best += 1
                     stopped_early = bool(c.validation.patience) and since_best >= c.validation.patience

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +86,15 @@ def validation_splits(settings, student) -> list[int]:
         return [student.split]
     check_split_range(settings.splits, student, "validation.splits")
     return list(settings.splits)
+
+
+def dev_record(by_split: dict[int, float]) -> dict:
+    """The validation fields of a loss-log record (and of ``best.json``): the mean over the
+    splits measured, and each split's value when there are several."""
+    record: dict = {DEV_LOG_KEY: statistics.fmean(by_split.values())}
+    if len(by_split) > 1:
+        record[DEV_BY_SPLIT_KEY] = {str(L): v for L, v in by_split.items()}
+    return record
 
 
 def dev_ndcg(ranker, dev: DevSet, *, batch_size: int = 64) -> float:
