@@ -1,17 +1,4 @@
 """Storage engine for precomputed per-document representations (see :mod:`lateint.cache.store`)."""
 
-from lateint.cache.store import (DEFAULT_SHARD_BYTES, DEFAULT_SHARD_DOCS, CacheReader, CacheWriter, Codec,
-                                 FieldSpec, IncompleteCacheError, codec_names, get_codec, register_codec)
-
-__all__ = [
-    "DEFAULT_SHARD_BYTES",
-    "DEFAULT_SHARD_DOCS",
-    "CacheReader",
-    "CacheWriter",
-    "Codec",
-    "FieldSpec",
-    "IncompleteCacheError",
-    "codec_names",
-    "get_codec",
-    "register_codec",
-]
+from lateint.cache.store import *  # noqa: F401,F403  (store.__all__ is the public surface)
+from lateint.cache.store import __all__  # noqa: F401

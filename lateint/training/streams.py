@@ -27,6 +27,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
+from lateint.data.runs import parse_run_line
 from lateint.errors import InputError
 from lateint.training.groups import TrainingGroup, _rng, select_negatives
 
@@ -108,15 +109,9 @@ def trec_run_blocks(path: str | os.PathLike) -> Iterator[tuple[str, list[tuple[s
     current, block = None, []
     with _open_text(path) as lines:
         for number, line in enumerate(lines, start=1):
-            fields = line.split()
-            if not fields:
+            if not line.strip():
                 continue
-            if len(fields) != 6:
-                raise InputError(
-                    f"{path}:{number}: a TREC run line has 6 fields (qid Q0 doc_id rank score tag), "
-                    f"got {len(fields)}: {line.strip()[:80]!r}"
-                )
-            qid, doc, score = fields[0], fields[2], _float(fields[4], path, number, "score")
+            qid, doc, _, score, _ = parse_run_line(line, f"{path}:{number}")
             if qid != current:
                 if block:
                     yield current, block

@@ -55,7 +55,10 @@ def test_trec_run_blocks_query_by_query_and_bad_lines(tmp_path):
     path.write_text("q1 Q0 a 1 3.0 t\nq1 Q0 b 2 2.0 t\nq2 Q0 c 1 1.5 t\n")
     assert list(trec_run_blocks(path)) == [("q1", [("a", 3.0), ("b", 2.0)]), ("q2", [("c", 1.5)])]
     path.write_text("q1 Q0 a 1 3.0 t\nq1 Q0 b 2\n")
-    with pytest.raises(InputError, match=r"run.trec:2: a TREC run line has 6 fields"):
+    with pytest.raises(InputError, match=r"run.trec:2: expected 6 whitespace-separated fields"):
+        list(trec_run_blocks(path))
+    path.write_text("q1 Q0 a 1 inf t\n")
+    with pytest.raises(InputError, match=r"run.trec:1: score \(5th field\) must be finite"):
         list(trec_run_blocks(path))
     with pytest.raises(InputError, match="does not exist"):
         list(trec_run_blocks(tmp_path / "missing.trec"))
