@@ -1,7 +1,7 @@
 """Sweep configuration: small dataclasses read from a TOML file.
 
 A sweep file has the sections ``[sweep]`` (name, seed), ``[[models]]`` (path, name, optional
-num_layers and lengths), ``[points]`` (splits: a list or ``"all"``, storage options, and
+num_layers, lengths, splits, group and quantization), ``[points]`` (splits: a list or ``"all"``, storage options, and
 ``[[points.heads]]`` tables with ``head`` and its options), ``[data]`` (dataset, first_stage,
 depth, max_queries) and ``[evaluation]`` (metrics, primary metric, correction, stat_test). See
 ``lateint/sweep/default.toml``.
@@ -40,6 +40,10 @@ class ModelSpec:
             checkpoint) or a list; None: ``"own"`` for trained models, ``points.splits`` otherwise.
         group: models of one group are one line of the Pareto plot and are compared with the
             group's L = 0 point (e.g. the per-L models of one recipe); empty: a group per model.
+        quantization: the CPU arithmetic of its Linear layers (``none``, ``int8``,
+            ``int8-except-ffn-output``; see ``RankerConfig.quantization``); None: as the checkpoint
+            was saved (fp32 for any other checkpoint). The same path at two quantizations is two
+            ``[[models]]`` entries with different names.
     """
 
     path: str
@@ -50,6 +54,7 @@ class ModelSpec:
     trained: bool = False
     splits: list[int] | str | None = None
     group: str = ""
+    quantization: str | None = None
 
     def label(self) -> str:
         return self.name or str(self.path).rstrip("/").split("/")[-1]
@@ -112,6 +117,19 @@ class SweepConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SweepConfig":
+        """The config :meth:`to_dict` wrote, with keys added since then at their defaults.
+
+        Raises:
+            TypeError: a key this version does not know.
+        """
+        points = dict(data.get("points", {}))
+        points["heads"] = [HeadSpec(**h) for h in points.get("heads", [])]
+        return cls(**{**data, "models": [ModelSpec(**m) for m in data.get("models", [])],
+                      "points": PointsSpec(**points), "data": DataSpec(**data.get("data", {})),
+                      "evaluation": EvaluationSpec(**data.get("evaluation", {}))})
 
 
 def _build(cls, data: Any, where: str):
@@ -177,6 +195,7 @@ def validate_sweep_config(config: SweepConfig) -> None:
     from lateint.evaluation.evaluate import STAT_TESTS
     from lateint.evaluation.metrics import parse_metrics
     from lateint.evaluation.significance import CORRECTIONS
+    from lateint.modeling.linear_kernels import QUANTIZATIONS
     from lateint.modeling.representations import STORAGES
 
     _int(config.seed, "[sweep] seed", 0)
@@ -190,6 +209,9 @@ def validate_sweep_config(config: SweepConfig) -> None:
         if isinstance(m.splits, list):
             for split in m.splits:
                 _int(split, f"[[models]] {m.label()}: each of splits", 0)
+        if m.quantization is not None and m.quantization not in QUANTIZATIONS:
+            raise ConfigError(f"[[models]] {m.label()}: quantization={m.quantization!r} is unknown; "
+                              f"use one of {', '.join(QUANTIZATIONS)}.")
     points = config.points
     if isinstance(points.splits, str):
         if points.splits != "all":

@@ -3,7 +3,6 @@ L = 0, latency and speed-up, storage; a markdown table and a Pareto plot."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any

@@ -59,8 +59,11 @@ def _check_out_dir(out: Path, config: SweepConfig) -> None:
     saved = out / "config.json"
     current = config.to_dict()
     if saved.exists():
-        previous = json.loads(saved.read_text())
-        if previous != json.loads(json.dumps(current)):
+        try:  # a folder saved before a key existed holds that key at its default
+            previous = SweepConfig.from_dict(json.loads(saved.read_text())).to_dict()
+        except TypeError:  # a key this version does not know: another sweep's folder
+            previous = None
+        if json.loads(json.dumps(previous)) != json.loads(json.dumps(current)):
             raise ConfigError(
                 f"{out} holds results of a different sweep configuration; use a new --out folder "
                 "(or delete this one) to run this configuration.")
@@ -148,11 +151,12 @@ def _load(model: ModelSpec, head: HeadSpec, split: int | None, seed: int, device
     if model.trained:  # the checkpoint's own head and split
         return SplitRanker.from_pretrained(model.path, num_layers=model.num_layers,
                                            max_query_length=model.max_query_length,
-                                           max_doc_length=model.max_doc_length, seed=seed, device=device)
+                                           max_doc_length=model.max_doc_length, seed=seed, device=device,
+                                           quantization=model.quantization)
     return SplitRanker.from_pretrained(
         model.path, split=split, head=head.head, num_layers=model.num_layers,
         max_query_length=model.max_query_length, max_doc_length=model.max_doc_length,
-        seed=seed, device=device, **head.options)
+        seed=seed, device=device, quantization=model.quantization, **head.options)
 
 
 def _points(config: SweepConfig, model: ModelSpec, head: HeadSpec, ranker=None) -> list[SweepPoint]:
