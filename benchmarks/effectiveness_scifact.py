@@ -35,14 +35,11 @@ import argparse
 import json
 import platform
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from local_data import REPO as ROOT  # noqa: E402  (sets the data environment first)
 
 from lateint.checkpoints import DEFAULT_MODEL  # noqa: E402
 from lateint.data import load_dataset  # noqa: E402
