@@ -25,6 +25,7 @@ joint layers and head to the uncompressed model's scores (a new ranker comes out
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -76,14 +77,27 @@ class StateCompressor(nn.Module):
         return self.decompress(self.compress(states, static), static)
 
     def save(self, folder: str | Path) -> None:
-        """Write ``compressor.safetensors`` and ``compressor.json`` into ``folder``."""
+        """Write ``compressor.safetensors`` and ``compressor.json`` into ``folder``.
+
+        Each file is written under a temporary name and renamed, the JSON last: a folder whose
+        ``compressor.json`` exists holds a whole compressor, even after a kill.
+        """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(folder / "compressor.safetensors"))
+        tmp = folder / f".compressor.safetensors.{os.getpid()}.tmp"
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(tmp))
+        os.replace(tmp, folder / "compressor.safetensors")
         meta = {"hidden_size": self.hidden_size, "dim": self.dim}
         if self.side_info:  # absent otherwise, so compressors saved before the option load as they were
             meta["side_info"] = True
-        (folder / "compressor.json").write_text(json.dumps(meta))
+        tmp = folder / f".compressor.json.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, folder / "compressor.json")
+
+    @staticmethod
+    def saved_in(folder: str | Path) -> bool:
+        """Whether ``folder`` holds a whole saved compressor."""
+        return (Path(folder) / "compressor.json").is_file()
 
     @classmethod
     def load(cls, folder: str | Path) -> "StateCompressor":

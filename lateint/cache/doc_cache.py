@@ -45,7 +45,8 @@ from lateint.tokenization import is_blank
 
 logger = logging.getLogger(__name__)
 
-_COMPRESSOR_DIR = "compressor"
+#: The folder of a compressed cache that holds its compressor.
+COMPRESSOR_FOLDER = "compressor"
 _BUILD_FILE = "build.json"
 # Verified weight states remembered per cache: enough for a few rankers or views taking turns.
 _VERIFIED_KEPT = 4
@@ -165,10 +166,10 @@ class DocCache:
             # On an interruption the writer seals what was added, so a rerun resumes after it.
             with evaluating(ranker), CacheWriter.open(path, field_specs(representation), metadata, shard_size=shard_size,
                                                       part=part) as writer:
-                if compressor is not None and not (path / _COMPRESSOR_DIR).exists():
-                    compressor.save(path / _COMPRESSOR_DIR)
+                if compressor is not None and not StateCompressor.saved_in(path / COMPRESSOR_FOLDER):
+                    compressor.save(path / COMPRESSOR_FOLDER)
                 if compressor is not None:
-                    writer.record_side_folder(_COMPRESSOR_DIR)
+                    writer.record_side_folder(COMPRESSOR_FOLDER)
                 for chunk in _chunks(docs, chunk_docs):
                     todo = _validate_chunk(chunk, writer)
                     skipped += len(chunk) - len(todo)
@@ -212,7 +213,7 @@ class DocCache:
         if not path.exists():
             raise MissingResourceError(f"no document cache at {path}; build one with DocCache.build or `lateint cache build`.")
         reader = CacheReader.open(path)
-        side = reader.side_folder(_COMPRESSOR_DIR)  # checksums checked
+        side = reader.side_folder(COMPRESSOR_FOLDER)  # checksums checked
         compressor = StateCompressor.load(side) if side is not None else None
         return cls(path, reader, compressor)
 

@@ -7,9 +7,13 @@ import datetime
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lateint.cli.common import DEFAULT_STORAGE, STORAGES, add_model_arguments, add_run_arguments, load_ranker
 from lateint.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lateint.cache.compression import StateCompressor
 
 
 def add_cache_command(subparsers) -> None:
@@ -32,6 +36,9 @@ def add_cache_command(subparsers) -> None:
                    help="train a PreTTR compressor to this many dims on the first documents and store compressed states")
     b.add_argument("--compress-docs", type=int, default=2000, help="documents the compressor is trained on")
     b.add_argument("--compress-steps", type=int, default=400)
+    b.add_argument("--compressor", type=Path, default=None, metavar="DIR",
+                   help="store states compressed by the compressor saved in DIR (e.g. another build's "
+                        "CACHE/compressor) instead of training one: builds that must be merged share it")
     b.add_argument("--compress-side-info", action="store_true",
                    help="the compressor also reads each token's static embedding (SDR); the cache then stores the "
                         "token ids and types too (3 bytes per token)")
@@ -77,6 +84,7 @@ def run_build(args: argparse.Namespace) -> int:
 
     if (args.num_shards is None) != (args.shard_index is None):
         raise ConfigError("give --num-shards and --shard-index together (or neither)")
+    _check_compressor_options(args)
     rank, world = launcher_world()
     if args.num_shards is not None:
         check_share(args.num_shards, args.shard_index)
@@ -88,6 +96,16 @@ def run_build(args: argparse.Namespace) -> int:
 
     if args.device is None and torch.cuda.is_available():
         args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
+    if args.compress_dim:
+        from lateint.cache.doc_cache import COMPRESSOR_FOLDER
+
+        # one compressor for every share (trained once, by the main rank), or the parts could not be merged
+        shared = rank_part_path(args.out, 0, world).parent / COMPRESSOR_FOLDER
+        if rank == 0 and _started_compressor(shared, args) is None:
+            _trained_compressor(args).save(shared)
+        _barrier()
+        args = argparse.Namespace(**{**vars(args), "compressor": shared, "compress_dim": None,
+                                     "compress_side_info": False})
     part = rank_part_path(args.out, rank, world)
     _build(args, part, world, rank)
     parts = [rank_part_path(args.out, r, world) for r in range(world)]
@@ -126,23 +144,67 @@ def run_merge(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build(args: argparse.Namespace, out: Path, num_shards: int, shard_index: int) -> int:
+def _check_compressor_options(args: argparse.Namespace) -> None:
+    from lateint.cache.compression import StateCompressor
+
+    if args.compressor is not None and (args.compress_dim or args.compress_side_info):
+        raise ConfigError("--compressor uses a saved compressor and --compress-dim/--compress-side-info train a new "
+                          "one: give one or the other.")
+    if args.compress_side_info and not args.compress_dim:
+        raise ConfigError("--compress-side-info is an option of the compressor: give --compress-dim E as well.")
+    if args.compressor is not None and not StateCompressor.saved_in(args.compressor):
+        raise ConfigError(f"--compressor {args.compressor} holds no saved compressor (compressor.json); give a "
+                          "compressed cache's compressor folder.")
+
+
+def _trained_compressor(args: argparse.Namespace, ranker=None) -> StateCompressor:
+    """A compressor of ``--compress-dim`` dims fitted to the first ``--compress-docs`` documents (seeded)."""
     from lateint.cache.compression import train_compressor
+
+    ranker = ranker if ranker is not None else load_ranker(args)
+    docs, _ = _documents(args)
+    sample = [text for _, (_, text) in zip(range(args.compress_docs), docs)]
+    compressor, info = train_compressor(ranker, sample, args.compress_dim, steps=args.compress_steps, seed=args.seed,
+                                        side_info=args.compress_side_info, progress=not args.no_progress)
+    print(f"compressor e={info.dim}: reconstruction MSE {info.initial_mse:.4f} -> {info.final_mse:.4f} "
+          f"on {info.tokens} token states of {info.documents} documents")
+    return compressor
+
+
+def _started_compressor(folder: Path, args: argparse.Namespace) -> StateCompressor | None:
+    """The compressor an interrupted build saved in ``folder`` (None if none), if it has the asked-for settings."""
+    from lateint.cache.compression import StateCompressor
+
+    if not StateCompressor.saved_in(folder):
+        return None
+    compressor = StateCompressor.load(folder)
+    if (compressor.dim, compressor.side_info) != (args.compress_dim, bool(args.compress_side_info)):
+        side = " with side information" if compressor.side_info else ""
+        raise ConfigError(f"this build was started with a compressor of {compressor.dim} dims{side} ({folder}); "
+                          "rerun it with those settings or build into a new --out.")
+    print(f"compressor e={compressor.dim}: the one this build was started with ({folder})")
+    return compressor
+
+
+def _compressor(args: argparse.Namespace, out: Path, ranker) -> StateCompressor | None:
+    """The compressor a build stores its states with: ``--compressor``'s, the one an interrupted build
+    of ``out`` started with, or a newly trained one."""
+    from lateint.cache.compression import StateCompressor
+    from lateint.cache.doc_cache import COMPRESSOR_FOLDER
+
+    if args.compressor is not None:
+        return StateCompressor.load(args.compressor)
+    if not args.compress_dim:
+        return None
+    return _started_compressor(out / COMPRESSOR_FOLDER, args) or _trained_compressor(args, ranker)
+
+
+def _build(args: argparse.Namespace, out: Path, num_shards: int, shard_index: int) -> int:
     from lateint.cache.doc_cache import DocCache
     from lateint.data.datasets import DOC_TEXT
 
     ranker = load_ranker(args)
-    compressor = None
-    if args.compress_side_info and not args.compress_dim:
-        raise ConfigError("--compress-side-info is an option of the compressor: give --compress-dim E as well.")
-    if args.compress_dim:
-        docs, _ = _documents(args)
-        sample = [t for _, t in zip(range(args.compress_docs), docs)]
-        sample = [t for _, t in sample]
-        compressor, info = train_compressor(ranker, sample, args.compress_dim, steps=args.compress_steps, seed=args.seed,
-                                            side_info=args.compress_side_info, progress=not args.no_progress)
-        print(f"compressor e={info.dim}: reconstruction MSE {info.initial_mse:.4f} -> {info.final_mse:.4f} "
-              f"on {info.tokens} token states of {info.documents} documents")
+    compressor = _compressor(args, out, ranker)
     docs, total = _documents(args)
     cache = DocCache.build(ranker, docs, out, storage=args.storage, compressor=compressor,
                            precompute=args.precompute, batch_size=args.batch_size, total=total,

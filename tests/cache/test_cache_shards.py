@@ -126,6 +126,59 @@ def test_rerank_cache_refuses_missing_documents_and_other_texts(single, tiny_mod
     assert "built from document text" in capsys.readouterr().err
 
 
+COMPRESS = ["--compress-dim", "8", "--compress-steps", "3", "--compress-docs", "20", "--no-progress"]
+
+
+def test_compressed_shares_share_one_compressor_and_merge(irdata, tiny_model, tmp_path, capsys):
+    """Parts built with one saved compressor (``--compressor``) merge into the single compressed build."""
+    whole = tmp_path / "whole"
+    assert main([*build_args(tiny_model, whole), *COMPRESS]) == 0
+    assert capsys.readouterr().out.count("reconstruction MSE") == 1
+    parts = [tmp_path / f"part{i}" for i in range(2)]
+    for i, part in enumerate(parts):
+        assert main([*build_args(tiny_model, part), "--no-progress", "--compressor", str(whole / "compressor"),
+                     "--num-shards", "2", "--shard-index", str(i)]) == 0
+    assert "reconstruction MSE" not in capsys.readouterr().out  # nothing trained again
+    assert main(["cache", "merge", "--out", str(tmp_path / "merged"), *map(str, parts)]) == 0
+    assert_same_cache(whole, tmp_path / "merged")
+    assert DocCache.open(tmp_path / "merged").info()["settings"]["compression_dim"] == 8
+
+
+def test_an_interrupted_compressed_build_resumes_with_its_own_compressor(irdata, tiny_model, tmp_path, capsys):
+    out = tmp_path / "c"
+    assert main([*build_args(tiny_model, out), *COMPRESS]) == 0
+    capsys.readouterr()
+    before = (out / "compressor" / "compressor.safetensors").read_bytes()
+    assert main([*build_args(tiny_model, out), *COMPRESS]) == 0
+    log = capsys.readouterr().out
+    assert "the one this build was started with" in log and "reconstruction MSE" not in log and "0 added" in log
+    assert (out / "compressor" / "compressor.safetensors").read_bytes() == before
+    assert main([*build_args(tiny_model, out), *COMPRESS[:1], "4", *COMPRESS[2:]]) == 2
+    assert "started with a compressor of 8 dims" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--compressor", "{c}", "--compress-dim", "8"], "give one or the other"),
+    (["--compressor", "{empty}"], "holds no saved compressor"),
+])
+def test_compressor_option_errors(irdata, tiny_model, tmp_path, capsys, extra, message):
+    (tmp_path / "empty").mkdir()
+    extra = [e.format(c=tmp_path, empty=tmp_path / "empty") for e in extra]
+    assert main([*build_args(tiny_model, tmp_path / "out"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_torchrun_ranks_train_one_compressor(irdata, tiny_model, tmp_path):
+    out = tmp_path / "cache"
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    log = finish(launch([*build_args(tiny_model, out), *COMPRESS], launcher))
+    assert "merged 2 parts" in log and log.count("reconstruction MSE") == 1
+    shared = out.parent / f"{out.name}.parts" / "compressor"
+    assert main([*build_args(tiny_model, tmp_path / "single"), "--no-progress", "--compressor", str(shared)]) == 0
+    assert_same_cache(tmp_path / "single", out)
+
+
 # -- merge refusals, on small stores written directly ------------------------------------------
 FIELDS = [FieldSpec("states", "fp32", 4)]
 IDS = [f"doc{i}" for i in range(40)]
