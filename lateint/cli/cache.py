@@ -88,6 +88,9 @@ def run_build(args: argparse.Namespace) -> int:
     rank, world = launcher_world()
     if args.num_shards is not None:
         check_share(args.num_shards, args.shard_index)
+        if args.compress_dim:
+            print(f"note: this share trains its own compressor; build the other shares with --compressor "
+                  f"{args.out / 'compressor'} so that the parts can be merged")
         return _build(args, args.out, args.num_shards, args.shard_index)
     if world == 1:
         return _build(args, args.out, 1, 0)

@@ -135,10 +135,12 @@ def test_compressed_shares_share_one_compressor_and_merge(irdata, tiny_model, tm
     assert main([*build_args(tiny_model, whole), *COMPRESS]) == 0
     assert capsys.readouterr().out.count("reconstruction MSE") == 1
     parts = [tmp_path / f"part{i}" for i in range(2)]
-    for i, part in enumerate(parts):
-        assert main([*build_args(tiny_model, part), "--no-progress", "--compressor", str(whole / "compressor"),
-                     "--num-shards", "2", "--shard-index", str(i)]) == 0
-    assert "reconstruction MSE" not in capsys.readouterr().out  # nothing trained again
+    # share 0 trains the compressor (as the whole build did: same documents, same seed), share 1 takes it
+    assert main([*build_args(tiny_model, parts[0]), *COMPRESS, "--num-shards", "2", "--shard-index", "0"]) == 0
+    assert f"build the other shares with --compressor {parts[0] / 'compressor'}" in capsys.readouterr().out
+    assert main([*build_args(tiny_model, parts[1]), "--no-progress", "--compressor", str(parts[0] / "compressor"),
+                 "--num-shards", "2", "--shard-index", "1"]) == 0
+    assert "reconstruction MSE" not in capsys.readouterr().out  # not trained again
     assert main(["cache", "merge", "--out", str(tmp_path / "merged"), *map(str, parts)]) == 0
     assert_same_cache(whole, tmp_path / "merged")
     assert DocCache.open(tmp_path / "merged").info()["settings"]["compression_dim"] == 8
