@@ -22,8 +22,9 @@ point is added to ``summary.json`` at once, so a partial grid is reported as far
 (``status.json`` lists what is still missing).
 
 Writes ``benchmarks/results/effectiveness/scifact/``: ``summary.json`` (the shape below),
-``summary.md`` (table, targets with Holm-corrected paired t-tests), ``runs/*.trec`` (every point's
-TREC run, from which every figure can be recomputed) and ``curves/*.png`` (loss and dev nDCG).
+``summary.md`` (table, targets with Holm-corrected paired t-tests), ``depth.png`` (nDCG@10 against
+L), ``runs/*.trec`` (every point's TREC run, from which every figure can be recomputed) and
+``curves/*.png`` (loss and dev nDCG).
 Models and caches go to ``--work`` (not committed).
 
 Usage: ``python benchmarks/effectiveness_scifact.py [--work DIR] [--device cuda] [--max-steps N]``
@@ -307,11 +308,47 @@ def write_markdown(summary: dict, lines: list[str], missing: list[str], s: dict)
     md += ["", "steps: the step of the checkpoint kept (best dev nDCG@10; training stopped after `patience` "
            "validations without improvement). ms/query: the median per-query re-ranking time of the point's "
            "test run (its cache built beforehand), on a machine shared with other jobs: not a latency figure "
-           "(`benchmarks/results/rerank_latency.md` has those). Loss and dev nDCG@10 curves: `curves/`.",
+           "(`benchmarks/results/rerank_latency.md` has those). nDCG@10 against L: `depth.png`. Loss and dev "
+           "nDCG@10 curves: `curves/`.",
            "", "## Targets", "", *(lines or ["- no target can be judged yet"]), ""]
     if missing:
         md += ["## Not run yet", "", "This grid is incomplete; rerun the script to continue it: " + ", ".join(missing), ""]
     (OUT / "summary.md").write_text("\n".join(md))
+
+
+def depth_plot(summary: dict, path: Path) -> None:
+    """nDCG@10 against L: one line per kind of model (students and the cls model as points)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    styles = {"untrained": ("untrained (zero-shot)", "o", ":"), "per-L": ("per-L, twin head", "s", "-"),
+              "dial": ("dial (one model)", "^", "--"), "student": ("Margin-MSE students", "D", "none")}
+    three = "student 3-layer L=3"  # its L = 3 is its twin end: drawn apart, at the twin's x
+    for kind, (label, marker, line) in styles.items():
+        points = sorted((p for p in summary["points"] if p["kind"] == kind and p["head"] == "twin" and p["name"] != three),
+                        key=lambda p: p["split"])
+        if points:
+            ax.plot([p["split"] for p in points], [p["ndcg@10"] for p in points], marker=marker, linestyle=line,
+                    label=label)
+    for p in summary["points"]:
+        if p["head"] != "twin":
+            ax.plot([p["split"]], [p["ndcg@10"]], marker="x", linestyle="none", color="black", label=p["name"])
+        elif p["name"] == three:
+            ax.plot([6], [p["ndcg@10"]], marker="*", markersize=10, linestyle="none", color="purple",
+                    label="3-layer student (twin)")
+    ax.axhline(summary["first_stage"]["ndcg@10"], color="grey", linestyle="--", linewidth=1, label="BM25 (first stage)")
+    ax.set_xlabel("L (layers before query and document meet; 6 = twin)")
+    ax.set_ylabel("nDCG@10")
+    ax.set_xticks(range(0, 7))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title(f"{summary['dataset']}: {summary['queries']} queries, BM25 top-{DEPTH} re-ranked")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def copy_curve(record: dict, name: str) -> None:
@@ -377,6 +414,7 @@ def main() -> None:
         teacher = teacher_record(store)
         lines = targets(summary, ds, teacher["name"] if teacher else None)
         write_markdown(summary, lines, missing, s)
+        depth_plot(summary, OUT / "depth.png")
         (OUT / "status.json").write_text(json.dumps({"complete": not missing, "missing": missing}, indent=2) + "\n")
         return summary, lines, missing
 
