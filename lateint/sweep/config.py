@@ -1,10 +1,10 @@
 """Sweep configuration: small dataclasses read from a TOML file.
 
 A sweep file has the sections ``[sweep]`` (name, seed), ``[[models]]`` (path, name, optional
-num_layers, lengths, splits, group and quantization), ``[points]`` (splits: a list or ``"all"``, storage options, and
-``[[points.heads]]`` tables with ``head`` and its options), ``[data]`` (dataset, first_stage,
-depth, max_queries) and ``[evaluation]`` (metrics, primary metric, correction, stat_test). See
-``lateint/sweep/default.toml``.
+num_layers, lengths, splits, group and quantization), ``[points]`` (splits: a list or ``"all"``,
+storage options, and ``[[points.heads]]`` tables with ``head`` and its options), ``[data]``
+(dataset, first_stage, depth, max_queries) and ``[evaluation]`` (metrics, primary metric,
+correction, stat_test). See ``lateint/sweep/default.toml``.
 """
 
 from __future__ import annotations
