@@ -127,7 +127,8 @@ def train_config(s: dict, name: str, work: Path, train_run: Path, *, split: int,
         # one checkpoint serves every split, so the mean dev nDCG@10 over them picks it
         config["validation"]["splits"] = s["validation"]["dial_splits"]
     if teacher is not None:
-        config["distill"] = {"teacher": teacher, "teacher_split": 0}
+        # one cache for every student: it is keyed by (query, document) and the teacher's fingerprint
+        config["distill"] = {"teacher": teacher, "teacher_split": 0, "scores_cache": str(work / "teacher-scores.jsonl")}
         config["loss"] = {"hard": "listwise_ce", "soft": "margin_mse"}
     if student_layers is not None:
         config["student_layers"] = student_layers
