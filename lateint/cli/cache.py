@@ -9,7 +9,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lateint.cli.common import DEFAULT_STORAGE, STORAGES, add_model_arguments, add_run_arguments, load_ranker
+from lateint.cli.common import (DEFAULT_STORAGE, STORAGES, add_model_arguments, add_run_arguments, load_ranker,
+                                positive_int)
 from lateint.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -27,15 +28,15 @@ def add_cache_command(subparsers) -> None:
     b.add_argument("--dataset", required=True, help="ir_datasets id whose documents are cached")
     b.add_argument("--first-stage", default=None,
                    help="cache only the candidates of this run (a run name or TREC file); default: every document")
-    b.add_argument("--depth", type=int, default=100, help="candidates per query with --first-stage (default 100)")
+    b.add_argument("--depth", type=positive_int, default=100, help="candidates per query with --first-stage (default 100)")
     b.add_argument("--out", required=True, type=Path, metavar="DIR", help="cache folder")
     b.add_argument("--storage", default=DEFAULT_STORAGE, choices=STORAGES, help="precision (default %(default)s)")
     b.add_argument("--precompute", default="none", choices=("none", "kv"),
                    help="also store the first joint layer's document keys/values (0 < L < T)")
-    b.add_argument("--compress-dim", type=int, default=None,
+    b.add_argument("--compress-dim", type=positive_int, default=None,
                    help="train a PreTTR compressor to this many dims on the first documents and store compressed states")
-    b.add_argument("--compress-docs", type=int, default=2000, help="documents the compressor is trained on")
-    b.add_argument("--compress-steps", type=int, default=400)
+    b.add_argument("--compress-docs", type=positive_int, default=2000, help="documents the compressor is trained on")
+    b.add_argument("--compress-steps", type=positive_int, default=400)
     b.add_argument("--compressor", type=Path, default=None, metavar="DIR",
                    help="store states compressed by the compressor saved in DIR (e.g. another build's "
                         "CACHE/compressor) instead of training one: builds that must be merged share it")

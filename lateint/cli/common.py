@@ -12,6 +12,17 @@ from lateint.modeling.representations import STORAGES
 DEFAULT_STORAGE = "fp16"
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1 (argparse's error names the option)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """``--model --split --head --pooling --crossing --layout --num-layers --max-*-length --device``."""
     g = parser.add_argument_group("model")
@@ -35,7 +46,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def add_run_arguments(parser: argparse.ArgumentParser, batch_size: int = 128) -> None:
     """``--batch-size`` and ``--no-progress``, which every command that runs a model takes."""
     g = parser.add_argument_group("running")
-    g.add_argument("--batch-size", type=int, default=batch_size, help="items per forward pass (default %(default)s)")
+    g.add_argument("--batch-size", type=positive_int, default=batch_size, help="items per forward pass (default %(default)s)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

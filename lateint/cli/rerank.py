@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from lateint.cli.common import DEFAULT_STORAGE, STORAGES, add_model_arguments, add_run_arguments, load_ranker, model_label
+from lateint.cli.common import (DEFAULT_STORAGE, STORAGES, add_model_arguments, add_run_arguments, load_ranker,
+                                model_label, positive_int)
 
 
 def add_rerank_command(subparsers) -> None:
@@ -18,7 +19,7 @@ def add_rerank_command(subparsers) -> None:
     p.add_argument("--dataset", required=True, help="ir_datasets id (queries, documents)")
     p.add_argument("--first-stage", default=None,
                    help="a run name known for the dataset (e.g. bm25) or a TREC run file; default: its scoreddocs")
-    p.add_argument("--depth", type=int, default=100, help="candidates per query (default 100)")
+    p.add_argument("--depth", type=positive_int, default=100, help="candidates per query (default 100)")
     p.add_argument("--out", required=True, type=Path, metavar="RUN.trec", help="TREC run to write")
     p.add_argument("--storage", default=DEFAULT_STORAGE, choices=STORAGES, help="document cache precision (default %(default)s)")
     p.add_argument("--cache-dir", type=Path, default=None, help="where document caches go (default: beside --out)")

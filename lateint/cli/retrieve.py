@@ -11,7 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
-from lateint.cli.common import DEFAULT_STORAGE, STORAGES, add_model_arguments, add_run_arguments, load_ranker, model_label
+from lateint.cli.common import (DEFAULT_STORAGE, STORAGES, add_model_arguments, add_run_arguments, load_ranker,
+                                model_label, positive_int)
 
 METHODS = ("bm25", "dense")
 
@@ -24,7 +25,7 @@ def add_retrieve_command(subparsers) -> None:
                     "(cosine or dot) over a cache of every document, built at --cache if absent.")
     p.add_argument("--dataset", required=True, help="ir_datasets id or local TREC-style folder (documents, queries)")
     p.add_argument("--method", required=True, choices=METHODS)
-    p.add_argument("--depth", type=int, default=100, help="documents per query (default 100)")
+    p.add_argument("--depth", type=positive_int, default=100, help="documents per query (default 100)")
     p.add_argument("--out", required=True, type=Path, metavar="RUN.trec", help="TREC run to write")
     p.add_argument("--tag", default=None, help="run tag (default: the method, and the model for dense)")
     bm25 = p.add_argument_group("bm25")
@@ -52,8 +53,6 @@ def run_retrieve(args: argparse.Namespace) -> int:
     from lateint.errors import InputError
     from lateint.retrieval import BM25Index, BM25Settings, dense_retrieve, iter_documents
 
-    if args.depth < 1:
-        raise InputError(f"--depth must be a positive integer, got {args.depth}")
     progress = not args.no_progress
     dataset = load_dataset(args.dataset)
     queries = dataset.queries()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lateint.cli.common import positive_int
+
 
 def add_sweep_command(subparsers) -> None:
     p = subparsers.add_parser(
@@ -16,7 +18,7 @@ def add_sweep_command(subparsers) -> None:
                    help="output folder (default: %(default)s)")
     p.add_argument("--max-queries", type=int, default=None, help="only the first N queries (a quick look)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
-    p.add_argument("--batch-size", type=int, default=None, help="pairs per forward pass (default: the config's)")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="pairs per forward pass (default: the config's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run_sweep_command)
 

@@ -6,12 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
-from lateint.cli.common import DEFAULT_STORAGE, STORAGES
+from lateint.cli.common import DEFAULT_STORAGE, STORAGES, positive_int
 
 
 def _add_running_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu or cuda (overrides the config's device)")
-    parser.add_argument("--batch-size", type=int, default=None,
+    parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="training groups per step (overrides the config's batch_size)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -67,7 +67,7 @@ def add_crossval_command(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("config", type=Path, help="the training config (TOML) with data.folds set")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR", help="output folder (default: the config's output)")
-    parser.add_argument("--depth", type=int, default=None, help="candidates re-ranked per query (default data.depth)")
+    parser.add_argument("--depth", type=positive_int, default=None, help="candidates re-ranked per query (default data.depth)")
     parser.add_argument("--storage", choices=STORAGES, default=DEFAULT_STORAGE,
                         help="document cache precision while re-ranking (default %(default)s)")
     parser.add_argument("--keep-caches", action="store_true", help="keep the folds' document caches")

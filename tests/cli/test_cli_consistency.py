@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from lateint import __version__
-from lateint.cli.common import DEFAULT_STORAGE
+from lateint.cli.common import DEFAULT_STORAGE, positive_int
 from lateint.cli.main import build_parser, main
 
 #: Every command that runs a model, as the words that reach its parser.
@@ -30,7 +30,7 @@ def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 def test_every_model_command_takes_device_batch_size_and_no_progress(path):
     options = _options(_subparser(path))
     assert {"--device", "--batch-size", "--no-progress"} <= set(options)
-    assert options["--batch-size"].type is int
+    assert options["--batch-size"].type is positive_int
 
 
 def test_one_default_storage_and_outputs_named_for_what_they_are():
@@ -63,12 +63,31 @@ def test_train_flags_override_the_config(tiny_model, tmp_path):
     args = build_parser().parse_args(["train", str(path), "--device", "cpu", "--batch-size", "3", "--no-progress"])
     config = _apply_running_arguments(TrainConfig.load(args.config), args)
     assert (config.device, config.batch_size, config.progress) == ("cpu", 3, False)
-    args = build_parser().parse_args(["crossval", str(path), "--batch-size", "0"])
-    with pytest.raises(ValueError, match="batch_size"):
-        _apply_running_arguments(TrainConfig.load(args.config), args)
+    with pytest.raises(SystemExit):  # a count below 1 is refused by the parser (see below)
+        build_parser().parse_args(["crossval", str(path), "--batch-size", "0"])
 
 
 def test_demo_runs_with_the_model_flags(tiny_model, capsys):
     assert main(["demo", "--model", str(tiny_model("bert", 2)), "--device", "cpu", "--batch-size", "2",
                  "--no-progress"]) == 0
     assert "relevant first" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,option", [
+    (["cache", "build", "--dataset", "d", "--out", "o", "--compress-dim", "0"], "--compress-dim"),
+    (["cache", "build", "--dataset", "d", "--out", "o", "--compress-docs", "0"], "--compress-docs"),
+    (["cache", "build", "--dataset", "d", "--out", "o", "--compress-steps", "-1"], "--compress-steps"),
+    (["cache", "build", "--dataset", "d", "--out", "o", "--depth", "0"], "--depth"),
+    (["rerank", "--dataset", "d", "--out", "o", "--depth", "-3"], "--depth"),
+    (["rerank", "--dataset", "d", "--out", "o", "--batch-size", "0"], "--batch-size"),
+    (["retrieve", "--dataset", "d", "--method", "bm25", "--out", "o", "--depth", "0"], "--depth"),
+    (["sweep", "--out", "o", "--batch-size", "0"], "--batch-size"),
+    (["crossval", "c.toml", "--depth", "zero"], "--depth"),
+])
+def test_counts_below_one_are_refused_before_anything_runs(argv, option, capsys):
+    # 0 would otherwise mean "no compression" silently, or fail deep inside (an empty compressor sample)
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"argument {option}: must be a positive integer, got" in err

@@ -44,9 +44,10 @@ def test_retrieve_writes_a_run_the_first_stage_can_use(folder, tmp_path, method,
 
 
 def test_retrieve_rejects_bad_input(folder, tmp_path, capsys):
-    assert main(["retrieve", "--dataset", str(folder), "--method", "bm25", "--depth", "0",
-                 "--out", str(tmp_path / "x.trec")]) == 2
-    assert "--depth" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # refused by the parser, before anything is read
+        main(["retrieve", "--dataset", str(folder), "--method", "bm25", "--depth", "0", "--out", str(tmp_path / "x.trec")])
+    assert exit_info.value.code == 2
+    assert "argument --depth: must be a positive integer, got 0" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "queries.tsv").write_text("q1\tx\n")
