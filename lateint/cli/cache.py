@@ -100,18 +100,20 @@ def run_build(args: argparse.Namespace) -> int:
 
     if args.device is None and torch.cuda.is_available():
         args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
+    ranker = None
     if args.compress_dim:
         from lateint.cache.doc_cache import COMPRESSOR_FOLDER
 
         # one compressor for every share (trained once, by the main rank), or the parts could not be merged
         shared = rank_part_path(args.out, 0, world).parent / COMPRESSOR_FOLDER
         if rank == 0 and _started_compressor(shared, args) is None:
-            _trained_compressor(args).save(shared)
+            ranker = load_ranker(args)
+            _trained_compressor(args, ranker).save(shared)
         _barrier()
         args = argparse.Namespace(**{**vars(args), "compressor": shared, "compress_dim": None,
                                      "compress_side_info": False})
     part = rank_part_path(args.out, rank, world)
-    _build(args, part, world, rank)
+    _build(args, part, world, rank, ranker)
     parts = [rank_part_path(args.out, r, world) for r in range(world)]
     _barrier()
     if rank == 0:
@@ -203,11 +205,11 @@ def _compressor(args: argparse.Namespace, out: Path, ranker) -> StateCompressor 
     return _started_compressor(out / COMPRESSOR_FOLDER, args) or _trained_compressor(args, ranker)
 
 
-def _build(args: argparse.Namespace, out: Path, num_shards: int, shard_index: int) -> int:
+def _build(args: argparse.Namespace, out: Path, num_shards: int, shard_index: int, ranker=None) -> int:
     from lateint.cache.doc_cache import DocCache
     from lateint.data.datasets import DOC_TEXT
 
-    ranker = load_ranker(args)
+    ranker = ranker if ranker is not None else load_ranker(args)
     compressor = _compressor(args, out, ranker)
     docs, total = _documents(args)
     cache = DocCache.build(ranker, docs, out, storage=args.storage, compressor=compressor,
