@@ -27,6 +27,11 @@ L), ``runs/*.trec`` (every point's TREC run, from which every figure can be reco
 ``curves/*.png`` (loss and dev nDCG).
 Models and caches go to ``--work`` (not committed).
 
+The test runs are timed while other models train, so their ``ms_per_query`` is no latency figure;
+``--retime N`` (after the parts, or alone with ``--report``) times every point whose model is in
+``--work`` again over the first N test queries, to be run with nothing else on the machine
+(``timing.json`` records what was re-timed, on what).
+
 Usage: ``python benchmarks/effectiveness_scifact.py [--work DIR] [--device cuda] [--max-steps N]``
 """
 
@@ -179,6 +184,49 @@ def test_point(store: RecordStore, work: Path, name: str, kind: str, model: str,
     return point
 
 
+def point_model(store: RecordStore, point: dict, s: dict) -> str | None:
+    """The model a point was tested with (None when its training record is not here, e.g. in a fresh clone)."""
+    if point["kind"] == "untrained":
+        return s["model"]
+    training = {"per-L": point["name"], "dial": "dial", "student": point["name"]}[point["kind"]]
+    record = store.get(f"train-{training}")
+    return (record["best_path"] or record["model_path"]) if record else None
+
+
+def retime_point(store: RecordStore, work: Path, point: dict, candidates: dict, ds, args) -> float | None:
+    """The point's median per-query re-ranking time over the first ``--retime`` test queries, measured
+    alone on the machine (the test runs ran beside training). None when the point's model is not here."""
+    key = f"time-{point['name']}"
+    done = store.get(key)
+    if done is not None and done["queries"] == args.retime:
+        return done["ms_per_query"]
+    model = point_model(store, point, settings(args))
+    if model is None or (point["kind"] != "untrained" and not Path(model).exists()):
+        return None
+    from lateint import SplitRanker
+    from lateint.pipeline.rerank_run import rerank_dataset
+
+    s = settings(args)
+    options = {"head": point["head"], "pooling": "mean", "crossing": "cosine"} if point["kind"] == "untrained" else {}
+    ranker = SplitRanker.from_pretrained(model, max_query_length=s["max_query_length"],
+                                         max_doc_length=s["max_doc_length"], seed=SEED, device=args.device, **options)
+    ranker = ranker.at(point["split"])
+    # one query more than timed: the first pays the warm-up (allocator, kernels) and is left out
+    chosen = {q: candidates[q] for q in sorted(candidates)[: args.retime + 1]}
+    folder = work / "retime"
+    shutil.rmtree(folder, ignore_errors=True)
+    report = rerank_dataset(ranker, ds, chosen, folder / "run.trec", tag="retime", cache_root=folder / "caches",
+                            storage="fp16", batch_size=128, progress=False)
+    shutil.rmtree(folder, ignore_errors=True)
+    import statistics
+
+    ms = round(statistics.median(report.latencies_ms[1:]), 2)
+    store.put(key, {"name": point["name"], "queries": args.retime, "ms_per_query": ms,
+                    "threads": torch.get_num_threads(), "device": args.device, "torch": torch.__version__,
+                    "measured": time.strftime("%Y-%m-%d")})
+    return ms
+
+
 def adopt_committed_points(store: RecordStore) -> None:
     """Points already in the committed ``summary.json`` whose run is complete count as finished.
 
@@ -297,19 +345,48 @@ def targets(summary: dict, ds, teacher: str | None = None) -> list[str]:
     return lines
 
 
+def timings() -> dict:
+    """``timing.json``: the points re-timed alone on the machine (``--retime``)."""
+    path = OUT / "timing.json"
+    return json.loads(path.read_text()) if path.exists() else {"points": {}}
+
+
+def write_timings(store: RecordStore) -> None:
+    """Adds the re-timings in the record store to ``timing.json`` (kept across fresh clones)."""
+    timed = timings()
+    for key in store.keys():
+        if key.startswith("time-"):
+            record = store.get(key)
+            timed["points"][record["name"]] = record
+    (OUT / "timing.json").write_text(json.dumps(timed, indent=2) + "\n")
+
+
 def write_markdown(summary: dict, lines: list[str], missing: list[str], s: dict) -> None:
     fs = summary["first_stage"]
     md = ["# SciFact: effectiveness at every interaction depth", "",
           f"{summary['dataset']}, {summary['queries']} queries, re-ranking the BM25 top-{DEPTH} "
           f"(nDCG@10 {fs['ndcg@10']:.4f}). Settings: `{json.dumps(s)}`.", "",
           "| name | kind | L | head | steps | nDCG@10 | ms/query | bytes/doc |", "|---|---|---:|---|---:|---:|---:|---:|"]
+    timed = timings()
     for p in summary["points"]:
+        loaded = "" if p["name"] in timed["points"] else "*"
         md.append(f"| {p['name']} | {p['kind']} | {p['split']} | {p['head']} | {p['steps']} | {p['ndcg@10']:.4f} | "
-                  f"{p['ms_per_query']:.1f} | {p['bytes_per_doc']} |")
+                  f"{p['ms_per_query']:.1f}{loaded} | {p['bytes_per_doc']} |")
+    if timed["points"]:
+        env = next(iter(timed["points"].values()))
+        counts = "/".join(str(n) for n in sorted({r["queries"] for r in timed["points"].values()}))
+        timing = (f"ms/query: the median per-query re-ranking time (query encoding, cache reads, joint layers and "
+                  f"head; the document cache built beforehand, fp16) over the first {counts} test queries "
+                  f"after one warm-up query, each point re-timed in a pass of its own with nothing else running (`--retime N`; "
+                  f"{env['device']}, {env['threads']} threads, torch {env['torch']}; `timing.json`). ")
+    else:
+        timing = ""
+    if any(p["name"] not in timed["points"] for p in summary["points"]):
+        timing += ("ms/query marked *: the median per-query re-ranking time of the point's whole test run, on a "
+                   "machine shared with training: not a latency figure (`--retime N` re-times it alone; "
+                   "`benchmarks/results/rerank_latency.md` has DL19 latencies). ")
     md += ["", "steps: the step of the checkpoint kept (best dev nDCG@10; training stopped after `patience` "
-           "validations without improvement). ms/query: the median per-query re-ranking time of the point's "
-           "test run (its cache built beforehand), on a machine shared with other jobs: not a latency figure "
-           "(`benchmarks/results/rerank_latency.md` has those). nDCG@10 against L: `depth.png`. Loss and dev "
+           "validations without improvement). " + timing + "nDCG@10 against L: `depth.png`. Loss and dev "
            "nDCG@10 curves: `curves/`.",
            "", "## Targets", "", *(lines or ["- no target can be judged yet"]), ""]
     if missing:
@@ -377,6 +454,9 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=None, choices=PARTS, metavar="PART",
                         help=f"parts to run, in the order given: {' '.join(PARTS)} (default: all, in that order); "
                              "the BM25 first stage is always computed first (once)")
+    parser.add_argument("--retime", type=int, default=0, metavar="N",
+                        help="after the parts, time every finished point alone on the machine over the first N test "
+                             "queries (its ms_per_query; the test runs are timed beside training); needs the models")
     parser.add_argument("--report", action="store_true",
                         help="run nothing: rewrite summary.json, summary.md and status.json from the finished points")
     args = parser.parse_args()
@@ -493,6 +573,15 @@ def main() -> None:
         for _, label, step in (item for item in plan if item[0] == part):
             print(f"== {label}", flush=True)
             step()
+    if args.retime > 0:
+        for p in write_summary(store, first_stage, ds)["points"]:
+            ms = retime_point(store, args.work, p, candidates, ds, args)
+            if ms is None:
+                print(f"{p['name']}: not re-timed (its model is not in {args.work})", flush=True)
+                continue
+            print(f"{p['name']}: {ms:.1f} ms/query (was {p['ms_per_query']:.1f}, timed beside training)", flush=True)
+            store.put(f"point-{p['name']}", {**p, "ms_per_query": ms})
+        write_timings(store)
     summary, lines, missing = report()
     print("\n".join(lines))
     print(f"summary: {OUT / 'summary.json'}" + (f" (incomplete: {len(missing)} points missing)" if missing else ""))
