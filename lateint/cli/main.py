@@ -37,6 +37,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """``parser.parse_args``, but an option the command does not know is reported by that command's parser
+    (``lateint rerank: error: ...``, with its usage) rather than by the top-level one, whose usage lists no
+    options at all."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        command = _chosen_parser(parser, args)
+        command.error(f"unrecognized arguments: {' '.join(unknown)} (see {command.prog} --help)")
+    return args
+
+
+def _chosen_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The innermost (sub)command parser ``args`` was parsed by."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and getattr(args, action.dest, None) in action.choices:
+            return _chosen_parser(action.choices[getattr(args, action.dest)], args)
+    return parser
+
+
 def _quiet_transformers() -> None:
     # Per-tensor loading bars drown the command's own progress and tables.
     try:
@@ -52,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _quiet_transformers()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_arguments(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

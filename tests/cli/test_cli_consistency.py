@@ -91,3 +91,21 @@ def test_counts_below_one_are_refused_before_anything_runs(argv, option, capsys)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"argument {option}: must be a positive integer, got" in err
+
+
+@pytest.mark.parametrize("argv,command", [
+    (["rerank", "--dataset", "d", "--out", "o", "--run", "r.trec"], "lateint rerank"),
+    (["cache", "build", "--dataset", "d", "--out", "o", "--shards", "2"], "lateint cache build"),
+    (["sweep", "c.toml", "--queries", "3"], "lateint sweep"),
+])
+def test_an_unknown_option_is_reported_by_its_command(argv, command, capsys):
+    # the top-level parser's usage lists no options, so the user is pointed at the command's own help
+    from lateint.cli.main import parse_arguments
+
+    with pytest.raises(SystemExit) as exit_info:
+        parse_arguments(build_parser(), argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: {command} ")
+    assert err.strip().splitlines()[-1] == (f"{command}: error: unrecognized arguments: {' '.join(argv[-2:])} "
+                                            f"(see {command} --help)")
