@@ -9,8 +9,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lateint.cli.common import (DEFAULT_STORAGE, STORAGES, add_model_arguments, add_run_arguments, load_ranker,
-                                positive_int)
+from lateint.cli.common import (DEFAULT_STORAGE, STORAGES, add_model_arguments, add_run_arguments,
+                                add_skip_empty_argument, load_ranker, positive_int, print_skipped)
 from lateint.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ def add_cache_command(subparsers) -> None:
     b.add_argument("--compress-side-info", action="store_true",
                    help="the compressor also reads each token's static embedding (SDR); the cache then stores the "
                         "token ids and types too (3 bytes per token)")
+    add_skip_empty_argument(b)
     add_run_arguments(b, batch_size=64)
     b.add_argument("--num-shards", type=int, default=None,
                    help="build only one of N disjoint shares of the documents (by a hash of the doc id), as a part "
@@ -68,16 +69,21 @@ def add_cache_command(subparsers) -> None:
     v.set_defaults(func=run_verify)
 
 
-def _documents(args):
+def _documents(args, skipped: list[str]):
+    """The documents to cache and how many there are (for progress); ``--skip-empty`` leaves the empty ones out
+    (their ids are added to ``skipped``)."""
     from lateint.data import load_dataset
     from lateint.pipeline.rerank_run import candidate_docs
+    from lateint.retrieval import non_empty
 
     ds = load_dataset(args.dataset)
     if args.first_stage is None:
-        return ds.iter_docs(), ds.doc_count()
-    ids = candidate_docs(ds.candidates(args.first_stage, args.depth))
-    texts = ds.doc_text(ids)
-    return ((d, texts[d]) for d in ids), len(ids)
+        docs, total = ds.iter_docs(), ds.doc_count()
+    else:
+        ids = candidate_docs(ds.candidates(args.first_stage, args.depth))
+        texts = ds.doc_text(ids)
+        docs, total = ((d, texts[d]) for d in ids), len(ids)
+    return (non_empty(docs, skipped) if args.skip_empty else docs), total
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -168,7 +174,7 @@ def _trained_compressor(args: argparse.Namespace, ranker=None) -> StateCompresso
     from lateint.cache.compression import train_compressor
 
     ranker = ranker if ranker is not None else load_ranker(args)
-    docs, _ = _documents(args)
+    docs, _ = _documents(args, skipped=[])  # the build itself reports what --skip-empty leaves out
     sample = [text for _, (_, text) in zip(range(args.compress_docs), docs)]
     compressor, info = train_compressor(ranker, sample, args.compress_dim, steps=args.compress_steps, seed=args.seed,
                                         side_info=args.compress_side_info, progress=not args.no_progress)
@@ -211,7 +217,8 @@ def _build(args: argparse.Namespace, out: Path, num_shards: int, shard_index: in
 
     ranker = ranker if ranker is not None else load_ranker(args)
     compressor = _compressor(args, out, ranker)
-    docs, total = _documents(args)
+    skipped: list[str] = []
+    docs, total = _documents(args, skipped)
     cache = DocCache.build(ranker, docs, out, storage=args.storage, compressor=compressor,
                            precompute=args.precompute, batch_size=args.batch_size, total=total,
                            num_shards=num_shards, shard_index=shard_index, text=DOC_TEXT, progress=not args.no_progress)
@@ -219,6 +226,7 @@ def _build(args: argparse.Namespace, out: Path, num_shards: int, shard_index: in
     share = f" (share {shard_index} of {num_shards})" if num_shards > 1 else ""
     print(f"{out}{share}: {len(cache)} documents ({s.documents_added} added, {s.documents_skipped} already there) "
           f"in {s.seconds:.1f} s, {s.docs_per_second:.1f} docs/s, {s.tokens_per_second:.0f} tokens/s")
+    print_skipped(skipped)
     _print_info(cache.info())
     return 0
 

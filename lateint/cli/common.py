@@ -50,6 +50,20 @@ def add_run_arguments(parser: argparse.ArgumentParser, batch_size: int = 128) ->
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def add_skip_empty_argument(parser: argparse.ArgumentParser) -> None:
+    """``--skip-empty``, for commands that encode a whole collection."""
+    parser.add_argument("--skip-empty", action="store_true",
+                        help="leave out documents whose text is empty (they cannot be encoded) and say which; "
+                             "without it, such a document stops the command")
+
+
+def print_skipped(skipped: list[str]) -> None:
+    """One line naming the documents ``--skip-empty`` left out (the first ten of them)."""
+    if skipped:
+        shown = ", ".join(skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
+        print(f"left out {len(skipped)} document(s) with an empty text (--skip-empty): {shown}")
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     """``--device`` alone, for commands whose model comes from a config file."""
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")

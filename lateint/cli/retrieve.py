@@ -11,8 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
-from lateint.cli.common import (DEFAULT_STORAGE, STORAGES, add_model_arguments, add_run_arguments, load_ranker,
-                                model_label, positive_int)
+from lateint.cli.common import (DEFAULT_STORAGE, STORAGES, add_model_arguments, add_run_arguments,
+                                add_skip_empty_argument, load_ranker, model_label, positive_int, print_skipped)
 
 METHODS = ("bm25", "dense")
 
@@ -39,6 +39,7 @@ def add_retrieve_command(subparsers) -> None:
                        help="twin cache of every document (built there if absent; default: beside --out)")
     dense.add_argument("--storage", default=DEFAULT_STORAGE, choices=STORAGES,
                        help="storage of a cache built now (default %(default)s)")
+    add_skip_empty_argument(dense)
     add_run_arguments(p)
     p.set_defaults(func=run_retrieve)
 
@@ -72,9 +73,13 @@ def run_retrieve(args: argparse.Namespace) -> int:
             results = index.search(todo, args.depth, progress=progress)
         else:
             ranker = load_ranker(args)
-            cache = _twin_cache(args, ranker, dataset, progress)
+            skipped: list[str] = []
+            cache = _twin_cache(args, ranker, dataset, progress, skipped)
+            print_skipped(skipped)
             record["ranker"] = ranker.config.to_dict()
             record["cache"] = str(cache.path)
+            if args.skip_empty:
+                record["skipped_empty"] = skipped
             results = dense_retrieve(ranker, cache, todo, args.depth, batch_size=args.batch_size, progress=progress)
         check_run_queries(results, queries.keys(), source="retrieved run")
         empty = 0
@@ -94,10 +99,12 @@ def _default_tag(args: argparse.Namespace) -> str:
     return "bm25" if args.method == "bm25" else f"dense-{model_label(args.model)}"
 
 
-def _twin_cache(args: argparse.Namespace, ranker, dataset, progress: bool):
+def _twin_cache(args: argparse.Namespace, ranker, dataset, progress: bool, skipped: list[str]):
+    """The twin cache of every document (of every non-empty one with ``--skip-empty``, whose left-out ids
+    go to ``skipped``), built or completed now where needed."""
     from lateint.cache.doc_cache import DocCache
     from lateint.errors import MissingResourceError
-    from lateint.retrieval import iter_documents
+    from lateint.retrieval import iter_documents, non_empty
     from lateint.retrieval.dense import check_dense_ranker
 
     check_dense_ranker(ranker)
@@ -109,5 +116,8 @@ def _twin_cache(args: argparse.Namespace, ranker, dataset, progress: bool):
                 return cache
         except MissingResourceError:  # an interrupted build, which DocCache.build resumes
             pass
-    return DocCache.build(ranker, iter_documents(dataset), folder, storage=args.storage,
+    # with --skip-empty a complete cache holds fewer documents than the collection: the pass below then
+    # reads the collection once more (encoding nothing), so that the left-out ids are known and reported
+    docs = non_empty(iter_documents(dataset), skipped) if args.skip_empty else iter_documents(dataset)
+    return DocCache.build(ranker, docs, folder, storage=args.storage,
                           batch_size=args.batch_size, progress=progress, total=dataset.doc_count())

@@ -5,7 +5,8 @@ so their output re-ranks, evaluates and writes like any other run.
 """
 
 from lateint.retrieval.bm25 import BM25Index, BM25Settings, bm25_retrieve
-from lateint.retrieval.corpus import iter_documents
+from lateint.retrieval.corpus import iter_documents, non_empty
 from lateint.retrieval.dense import dense_retrieve, encode_queries, exact_top_k
 
-__all__ = ["BM25Index", "BM25Settings", "bm25_retrieve", "dense_retrieve", "encode_queries", "exact_top_k", "iter_documents"]
+__all__ = ["BM25Index", "BM25Settings", "bm25_retrieve", "dense_retrieve", "encode_queries", "exact_top_k", "iter_documents",
+           "non_empty"]

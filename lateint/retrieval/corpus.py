@@ -6,9 +6,10 @@ collections), else its ``text`` field, the same text :meth:`DatasetHandle.doc_te
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from lateint.data.datasets import DatasetHandle
+from lateint.tokenization import is_blank
 
 
 def iter_documents(dataset: DatasetHandle) -> Iterator[tuple[str, str]]:
@@ -19,3 +20,16 @@ def iter_documents(dataset: DatasetHandle) -> Iterator[tuple[str, str]]:
     with dataset._reading("documents"):
         for doc in dataset.dataset.docs_iter():
             yield doc.doc_id, _text_of(doc)
+
+
+def non_empty(docs: Iterable[tuple[str, str]], skipped: list[str]) -> Iterator[tuple[str, str]]:
+    """``docs`` without the documents whose text is empty or blank, whose ids are appended to ``skipped``.
+
+    A ranker cannot encode an empty text, and some collections hold a few (Cranfield: 2 of 1,400);
+    leaving them out of a cache or a dense index is a choice the caller makes and reports.
+    """
+    for doc_id, text in docs:
+        if is_blank(text):
+            skipped.append(doc_id)
+        else:
+            yield doc_id, text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from lateint.cli.main import main
@@ -53,3 +55,40 @@ def test_retrieve_rejects_bad_input(folder, tmp_path, capsys):
     (empty / "queries.tsv").write_text("q1\tx\n")
     assert main(["retrieve", "--dataset", str(empty), "--method", "bm25", "--out", str(tmp_path / "y.trec")]) == 2
     assert "docs.tsv" in capsys.readouterr().err
+
+
+def test_skip_empty_leaves_out_documents_without_text_and_names_them(folder, tmp_path, minilm_path, capsys):
+    # Cranfield holds two such documents: without --skip-empty they stop a whole-collection encode
+    with open(folder / "docs.tsv", "a") as f:
+        f.write("blank\t \nnone\t\n")
+    base = ["retrieve", "--dataset", str(folder), "--method", "dense", "--depth", "3", "--model", str(minilm_path),
+            "--device", "cpu", "--batch-size", "4", "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "refused.trec"), "--cache", str(tmp_path / "c1")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # (ir_datasets logs its docstore build above it)
+    assert err.startswith("lateint retrieve: error: document 'blank' has an empty text") and "--skip-empty" in err
+
+    out = tmp_path / "dense.trec"
+    args = [*base, "--out", str(out), "--cache", str(tmp_path / "c2"), "--skip-empty"]
+    assert main(args) == 0
+    assert "left out 2 document(s) with an empty text (--skip-empty): blank, none" in capsys.readouterr().out
+    run = read_run(out)
+    assert set(run) == {"q1", "q2"} and all(len(docs) == 3 for docs in run.values())
+    assert not {"blank", "none"} & {d for docs in run.values() for d in docs}
+    assert json.loads((tmp_path / "dense.trec.json").read_text())["skipped_empty"] == ["blank", "none"]
+    from lateint import DocCache
+
+    assert len(DocCache.open(tmp_path / "c2")) == len(DOCS)
+
+
+def test_cache_build_skip_empty(folder, tmp_path, tiny_model, capsys):
+    with open(folder / "docs.tsv", "a") as f:
+        f.write("none\t\n")
+    base = ["cache", "build", "--dataset", str(folder), "--model", str(tiny_model("bert", 2)), "--split", "1",
+            "--device", "cpu", "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "refused")]) == 2
+    assert "document 'none' has an empty text" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "cache"), "--skip-empty"]) == 0
+    assert "left out 1 document(s) with an empty text (--skip-empty): none" in capsys.readouterr().out
+    from lateint import DocCache
+
+    assert len(DocCache.open(tmp_path / "cache")) == len(DOCS)
