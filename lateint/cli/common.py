@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from lateint.checkpoints import DEFAULT_MODEL
+from lateint.config import CROSSINGS, HEADS, LAYOUTS, POOLINGS
 from lateint.modeling.linear_kernels import QUANTIZATIONS
 from lateint.modeling.representations import STORAGES
 
@@ -28,10 +29,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--model", default=DEFAULT_MODEL, help="hub id or folder (default: %(default)s, packaged)")
     g.add_argument("--split", type=int, default=None, help="L, lower layers run separately (default: the checkpoint's)")
-    g.add_argument("--head", default=None, choices=("cls", "twin", "maxsim", "dipair"))
-    g.add_argument("--pooling", default=None, choices=("cls", "mean", "weighted"))
-    g.add_argument("--crossing", default=None, choices=("cosine", "dot", "residual"))
-    g.add_argument("--layout", default=None, choices=("packed", "offset", "restart", "separate"))
+    g.add_argument("--head", default=None, choices=HEADS)
+    g.add_argument("--pooling", default=None, choices=POOLINGS)
+    g.add_argument("--crossing", default=None, choices=CROSSINGS)
+    g.add_argument("--layout", default=None, choices=LAYOUTS)
     g.add_argument("--num-layers", type=int, default=None, help="use only the first T layers")
     g.add_argument("--max-query-length", type=int, default=None)
     g.add_argument("--max-doc-length", type=int, default=None)
