@@ -56,6 +56,8 @@ OUT = ROOT / "benchmarks" / "results" / "effectiveness" / "scifact"
 TEST, TRAIN = "beir/scifact/test", "beir/scifact/train"
 SPLITS = (0, 2, 4, 5, 6)
 STUDENT_SPLITS = (4, 5, 6)
+#: the 3-layer student, tested at its L = 3: its twin end
+THREE_LAYER = "student 3-layer L=3"
 DEPTH = 100
 SEED = 0
 QUERIES = 300
@@ -335,8 +337,12 @@ def targets(summary: dict, ds, teacher: str | None = None) -> list[str]:
     students = [p for p in summary["points"] if p["kind"] == "student"]
     teacher = next((p for p in summary["points"] if p["name"] == teacher), None)
     if students and teacher:
-        # not a target: how each student compares with the per-L model at its split and with its teacher
-        pairs = [(st, ref) for st in students for ref in (by.get(("per-L", st["split"], "twin")), teacher) if ref]
+        # not a target: how each student compares with the per-L model at its split (the 3-layer student, a
+        # twin, with the trained 6-layer twin) and with its teacher
+        def reference(st):
+            return by.get(("per-L", max(SPLITS) if st["name"] == THREE_LAYER else st["split"], "twin"))
+
+        pairs = [(st, ref) for st in students for ref in (reference(st), teacher) if ref]
         adjusted = adjust_p_values([paired(a, b) for a, b in pairs], "holm")
         lines.append("- students (no target; Holm over these comparisons): "
                      + ", ".join(f"{a['name']} {a['ndcg@10']:.4f} vs {b['name']} {b['ndcg@10']:.4f} "
@@ -404,7 +410,7 @@ def depth_plot(summary: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(9, 4.2))
     styles = {"untrained": ("untrained (zero-shot)", "o", ":"), "per-L": ("per-L, twin head", "s", "-"),
               "dial": ("dial (one model)", "^", "--"), "student": ("Margin-MSE students", "D", "none")}
-    three = "student 3-layer L=3"  # its L = 3 is its twin end: drawn apart, at the twin's x
+    three = THREE_LAYER  # its L = 3 is its twin end: drawn apart, at the twin's x
     for kind, (label, marker, line) in styles.items():
         points = sorted((p for p in summary["points"] if p["kind"] == kind and p["head"] == "twin" and p["name"] != three),
                         key=lambda p: p["split"])
@@ -489,7 +495,7 @@ def main() -> None:
         """summary.json, summary.md and status.json as far as the grid went."""
         summary = write_summary(store, first_stage, ds)
         expected = [f"untrained L={L}" for L in SPLITS] + [f"per-L L={L}" for L in SPLITS] + ["per-L L=0 cls"] \
-            + [f"dial L={L}" for L in SPLITS] + [f"student L={L}" for L in STUDENT_SPLITS] + ["student 3-layer L=3"]
+            + [f"dial L={L}" for L in SPLITS] + [f"student L={L}" for L in STUDENT_SPLITS] + [THREE_LAYER]
         have = {p["name"] for p in summary["points"]}
         missing = [n for n in expected if n not in have]
         teacher = teacher_record(store)
@@ -542,7 +548,7 @@ def main() -> None:
         plan.append(("dial", "dial", dial_model))
 
     def students():
-        if tested(*(f"student L={L}" for L in STUDENT_SPLITS), "student 3-layer L=3"):
+        if tested(*(f"student L={L}" for L in STUDENT_SPLITS), THREE_LAYER):
             return
         # trains them only where their records are missing (a fresh checkout has their points, not their models)
         teacher = best_dev(per_l_training(0, head)[1] for head in ("twin", "cls"))
@@ -554,7 +560,7 @@ def main() -> None:
             rec = train(train_config(s, f"student-L{L}", args.work, train_run, split=L, teacher=path), store, name)
             copy_curve(rec, name)
             point(name, "student", rec["best_path"] or rec["model_path"], L, "twin", rec["best_step"] or rec["steps"])
-        name = "student 3-layer L=3"
+        name = THREE_LAYER
         if tested(name):
             return
         rec = train(train_config(s, "student-3layer", args.work, train_run, split=3, teacher=path,
