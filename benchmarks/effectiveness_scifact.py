@@ -41,6 +41,7 @@ import argparse
 import json
 import platform
 import shutil
+import statistics
 import time
 from pathlib import Path
 
@@ -48,6 +49,7 @@ import torch
 from local_data import REPO as ROOT  # noqa: E402  (sets the data environment first)
 
 from lateint.checkpoints import DEFAULT_MODEL  # noqa: E402
+from lateint.cli.common import positive_int  # noqa: E402
 from lateint.data import load_dataset  # noqa: E402
 from lateint.data.runs import read_run, write_run  # noqa: E402
 from lateint.records import RecordStore  # noqa: E402
@@ -158,6 +160,18 @@ def train(config: dict, store: RecordStore, name: str) -> dict:
 
 
 # -- testing -------------------------------------------------------------------------------------
+def point_ranker(model: str, kind: str, head: str, split: int, args):
+    """The ranker a point is tested (and re-timed) with: ``model`` at ``split``; an untrained model gets the
+    twin head's mean pooling and cosine."""
+    from lateint import SplitRanker
+
+    s = settings(args)
+    options = {"head": head, "pooling": "mean", "crossing": "cosine"} if kind == "untrained" else {}
+    ranker = SplitRanker.from_pretrained(model, max_query_length=s["max_query_length"],
+                                         max_doc_length=s["max_doc_length"], seed=SEED, device=args.device, **options)
+    return ranker.at(split)
+
+
 def test_point(store: RecordStore, work: Path, name: str, kind: str, model: str, split: int, head: str,
                steps: int, candidates: dict, ds, args) -> dict:
     """Re-rank the test first stage with ``model`` at ``split``; recorded as one summary point."""
@@ -165,14 +179,9 @@ def test_point(store: RecordStore, work: Path, name: str, kind: str, model: str,
     done = store.get(key)
     if done is not None:
         return done
-    from lateint import SplitRanker
     from lateint.pipeline.rerank_run import rerank_dataset
 
-    s = settings(args)
-    options = {"head": head, "pooling": "mean", "crossing": "cosine"} if kind == "untrained" else {}
-    ranker = SplitRanker.from_pretrained(model, max_query_length=s["max_query_length"],
-                                         max_doc_length=s["max_doc_length"], seed=SEED, device=args.device, **options)
-    ranker = ranker.at(split)
+    ranker = point_ranker(model, kind, head, split, args)
     slug = name.replace(" ", "-").replace("=", "")
     run_path = OUT / "runs" / f"{slug}.trec"
     report = rerank_dataset(ranker, ds, candidates, run_path, tag=slug, cache_root=work / "caches" / slug,
@@ -205,14 +214,9 @@ def retime_point(store: RecordStore, work: Path, point: dict, candidates: dict, 
     model = point_model(store, point, settings(args))
     if model is None or (point["kind"] != "untrained" and not Path(model).exists()):
         return None
-    from lateint import SplitRanker
     from lateint.pipeline.rerank_run import rerank_dataset
 
-    s = settings(args)
-    options = {"head": point["head"], "pooling": "mean", "crossing": "cosine"} if point["kind"] == "untrained" else {}
-    ranker = SplitRanker.from_pretrained(model, max_query_length=s["max_query_length"],
-                                         max_doc_length=s["max_doc_length"], seed=SEED, device=args.device, **options)
-    ranker = ranker.at(point["split"])
+    ranker = point_ranker(model, point["kind"], point["head"], point["split"], args)
     # one query more than timed: the first pays the warm-up (allocator, kernels) and is left out
     chosen = {q: candidates[q] for q in sorted(candidates)[: args.retime + 1]}
     folder = work / "retime"
@@ -220,8 +224,6 @@ def retime_point(store: RecordStore, work: Path, point: dict, candidates: dict, 
     report = rerank_dataset(ranker, ds, chosen, folder / "run.trec", tag="retime", cache_root=folder / "caches",
                             storage="fp16", batch_size=128, progress=False)
     shutil.rmtree(folder, ignore_errors=True)
-    import statistics
-
     ms = round(statistics.median(report.latencies_ms[1:]), 2)
     store.put(key, {"name": point["name"], "queries": args.retime, "ms_per_query": ms,
                     "threads": torch.get_num_threads(), "device": args.device, "torch": torch.__version__,
@@ -460,7 +462,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=None, choices=PARTS, metavar="PART",
                         help=f"parts to run, in the order given: {' '.join(PARTS)} (default: all, in that order); "
                              "the BM25 first stage is always computed first (once)")
-    parser.add_argument("--retime", type=int, default=0, metavar="N",
+    parser.add_argument("--retime", type=positive_int, default=None, metavar="N",
                         help="after the parts, time every finished point alone on the machine over the first N test "
                              "queries (its ms_per_query; the test runs are timed beside training); needs the models")
     parser.add_argument("--report", action="store_true",
@@ -579,13 +581,13 @@ def main() -> None:
         for _, label, step in (item for item in plan if item[0] == part):
             print(f"== {label}", flush=True)
             step()
-    if args.retime > 0:
+    if args.retime:
         for p in write_summary(store, first_stage, ds)["points"]:
             ms = retime_point(store, args.work, p, candidates, ds, args)
             if ms is None:
                 print(f"{p['name']}: not re-timed (its model is not in {args.work})", flush=True)
                 continue
-            print(f"{p['name']}: {ms:.1f} ms/query (was {p['ms_per_query']:.1f}, timed beside training)", flush=True)
+            print(f"{p['name']}: {ms:.1f} ms/query (was {p['ms_per_query']:.1f})", flush=True)
             store.put(f"point-{p['name']}", {**p, "ms_per_query": ms})
         write_timings(store)
     summary, lines, missing = report()
