@@ -16,7 +16,7 @@ def add_sweep_command(subparsers) -> None:
     p.add_argument("config", nargs="?", type=Path, default=None, help="sweep TOML file (default: built-in)")
     p.add_argument("--out", type=Path, default=Path("lateint-out/sweep"), metavar="DIR",
                    help="output folder (default: %(default)s)")
-    p.add_argument("--max-queries", type=int, default=None, help="only the first N queries (a quick look)")
+    p.add_argument("--max-queries", type=positive_int, default=None, help="only the first N queries (a quick look)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
     p.add_argument("--batch-size", type=positive_int, default=None, help="pairs per forward pass (default: the config's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

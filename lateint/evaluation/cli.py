@@ -19,6 +19,7 @@ _RUN_SUFFIXES = (".trec", ".run", ".txt", ".tsv")
 
 def add_evaluate_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``evaluate`` command to ``subparsers``; the parsed arguments' ``func`` runs it."""
+    from lateint.cli.common import non_negative_int
     from lateint.evaluation.metrics import DEFAULT_METRICS
     from lateint.evaluation.significance import CORRECTIONS
 
@@ -41,7 +42,7 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> argparse.Arg
                         help="multiple-testing correction over all runs x metrics (default holm)")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     parser.add_argument("--format", choices=("markdown", "latex", "json"), default="markdown")
-    parser.add_argument("--digits", type=int, default=4, help="decimals shown (markdown, latex)")
+    parser.add_argument("--digits", type=non_negative_int, default=4, help="decimals shown (markdown, latex)")
     parser.add_argument("--out", type=Path, metavar="TABLE", help="write the table here instead of standard output")
     parser.set_defaults(func=run_evaluate_command)
     return parser

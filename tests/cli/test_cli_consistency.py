@@ -82,6 +82,7 @@ def test_demo_runs_with_the_model_flags(tiny_model, capsys):
     (["rerank", "--dataset", "d", "--out", "o", "--batch-size", "0"], "--batch-size"),
     (["retrieve", "--dataset", "d", "--method", "bm25", "--out", "o", "--depth", "0"], "--depth"),
     (["sweep", "--out", "o", "--batch-size", "0"], "--batch-size"),
+    (["sweep", "--out", "o", "--max-queries", "0"], "--max-queries"),
     (["crossval", "c.toml", "--depth", "zero"], "--depth"),
 ])
 def test_counts_below_one_are_refused_before_anything_runs(argv, option, capsys):
@@ -109,3 +110,13 @@ def test_an_unknown_option_is_reported_by_its_command(argv, command, capsys):
     assert err.startswith(f"usage: {command} ")
     assert err.strip().splitlines()[-1] == (f"{command}: error: unrecognized arguments: {' '.join(argv[-2:])} "
                                             f"(see {command} --help)")
+
+
+def test_digits_below_zero_are_refused(capsys):
+    # a negative precision ended in a ValueError traceback from the table formatting
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["evaluate", "--dataset", "d", "run.trec", "--digits", "-1"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
+        "argument --digits: must be a non-negative integer, got -1")
+    assert build_parser().parse_args(["evaluate", "--dataset", "d", "run.trec", "--digits", "0"]).digits == 0
