@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lateint.data import first_stage, local_folder, msmarco_subset
-from lateint.data.irds_home import import_ir_datasets, ir_datasets_home, seed_file
+from lateint.data.irds_home import home_lock, import_ir_datasets, ir_datasets_home, seed_file
 from lateint.data.local_share import DATA_ENV, data_root, original_file_for, require_file
 from lateint.data.run_types import Qrels, RankedLists, Run
 from lateint.errors import InputError, LateintError, MissingResourceError
@@ -64,8 +64,16 @@ def resolve_dataset_id(name: str) -> str:
     if root is not None and original is not None:
         destination = ir_datasets_home() / original.home_path
         if not destination.is_file():
-            seed_file(require_file(root, original.share_path, f"dataset {name!r}"), destination)
+            with home_lock(original.home_path):
+                seed_file(require_file(root, original.share_path, f"dataset {name!r}"), destination)
     return name
+
+
+def docstore_lock_name(store: Any, irds_id: str) -> str:
+    """The :func:`home_lock` name under which a docstore is built: keyed by where the store lives
+    (datasets that share a collection share its store), else by the dataset."""
+    where = getattr(store, "path", None)
+    return f"store {where}" if isinstance(where, (str, Path)) else f"docs of {irds_id}"
 
 
 @dataclass(eq=False)
@@ -156,7 +164,8 @@ class DatasetHandle:
             with self._reading("queries"):
                 store = PickleLz4FullStore(str(path), self.dataset.queries_iter, self.dataset.queries_cls(),
                                            "query_id", ["query_id"])
-                store.build()
+                with home_lock(f"store {path}"):
+                    store.build()
             self._query_store = store
         return self._query_store
 
@@ -181,7 +190,8 @@ class DatasetHandle:
                 store = self.dataset.docs_store()
                 build = getattr(store, "build", None)
                 if callable(build):
-                    build()
+                    with home_lock(docstore_lock_name(store, self.irds_id)):
+                        build()
             self._store = store
         return self._store
 

@@ -12,13 +12,19 @@ the docstores built from them stay out of the user's regular ``ir_datasets`` hom
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
+
+from filelock import FileLock
 
 from lateint.data.local_share import cache_root, data_root
 
@@ -62,6 +68,28 @@ def ir_datasets_home() -> Path:
         except Exception:  # a future ir_datasets may lay cranfield out differently
             _bound_home = Path(ir_datasets.util.home_path())
     return _bound_home
+
+
+def lock_file(name: str, home: Path | None = None) -> Path:
+    """The file behind :func:`home_lock` ``(name)``, in ``home`` (default: the bound home)."""
+    readable = re.sub(r"[^\w.-]+", "_", name)[-80:]
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    return (home or ir_datasets_home()) / "lateint" / "locks" / f"{readable}-{digest}.lock"
+
+
+@contextmanager
+def home_lock(name: str) -> Iterator[None]:
+    """Hold an inter-process lock named ``name`` in the ``ir_datasets`` home.
+
+    Concurrent processes (the shards of a cache build, the ranks of ``torchrun``) share one home.
+    ``ir_datasets`` builds a docstore in place and counts it built once its positions are
+    written, before its id index is: a second process could then look ids up in an empty index
+    and find none. Copies and builds therefore happen under this lock, one process at a time.
+    """
+    path = lock_file(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path)):
+        yield
 
 
 def seed_file(source: Path, destination: Path, *, replace_different: bool = False) -> bool:

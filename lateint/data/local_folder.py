@@ -19,7 +19,7 @@ import hashlib
 import shutil
 from pathlib import Path
 
-from lateint.data.irds_home import import_ir_datasets, ir_datasets_home, seed_file
+from lateint.data.irds_home import home_lock, import_ir_datasets, ir_datasets_home, seed_file
 from lateint.errors import InputError, MissingResourceError
 
 LOCAL_PREFIX = "lateint/local"
@@ -70,12 +70,13 @@ def ensure_registered(folder: str | Path) -> str:
                                    "dataset folder needs its queries")
     dataset_id = local_id(folder)
     home = _home_copy(folder)
-    if seed_file(docs_source, home / "docs.tsv", replace_different=True):
-        shutil.rmtree(home / "docs.tsv.pklz4", ignore_errors=True)  # a docstore of the old copy is stale
-    seed_file(folder / QUERIES_FILE, home / QUERIES_FILE, replace_different=True)
     has_qrels = (folder / QRELS_FILE).is_file()
-    if has_qrels:
-        seed_file(folder / QRELS_FILE, home / QRELS_FILE, replace_different=True)
+    with home_lock(dataset_id):
+        if seed_file(docs_source, home / "docs.tsv", replace_different=True):
+            shutil.rmtree(home / "docs.tsv.pklz4", ignore_errors=True)  # a docstore of the old copy is stale
+        seed_file(folder / QUERIES_FILE, home / QUERIES_FILE, replace_different=True)
+        if has_qrels:
+            seed_file(folder / QRELS_FILE, home / QRELS_FILE, replace_different=True)
     if dataset_id in _registered:
         return dataset_id
     ir_datasets = import_ir_datasets()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from lateint.data.irds_home import import_ir_datasets, ir_datasets_home, seed_file
+from lateint.data.irds_home import home_lock, import_ir_datasets, ir_datasets_home, seed_file
 from lateint.data.local_share import DATA_ENV, DL19_FOLDER, DL19_RUN_SUFFIX, data_root, require_file
 from lateint.errors import MissingResourceError
 
@@ -87,7 +87,8 @@ def ensure_registered() -> None:
         MissingResourceError: neither ``LATEINT_DATA`` nor earlier copies provide the files.
     """
     global _registered
-    _seed_from_share()
+    with home_lock(SUBSET_ID):
+        _seed_from_share()
     folder = _require_copies()
     if _registered:
         return
