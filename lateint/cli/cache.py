@@ -226,6 +226,10 @@ def _build(args: argparse.Namespace, out: Path, num_shards: int, shard_index: in
     share = f" (share {shard_index} of {num_shards})" if num_shards > 1 else ""
     print(f"{out}{share}: {len(cache)} documents ({s.documents_added} added, {s.documents_skipped} already there) "
           f"in {s.seconds:.1f} s, {s.docs_per_second:.1f} docs/s, {s.tokens_per_second:.0f} tokens/s")
+    if num_shards > 1:  # the empties of the other shares are theirs to report
+        from lateint.cache.shards import share_of
+
+        skipped = [doc_id for doc_id in skipped if share_of(doc_id, num_shards) == shard_index]
     print_skipped(skipped)
     _print_info(cache.info())
     return 0

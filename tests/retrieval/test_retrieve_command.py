@@ -92,3 +92,20 @@ def test_cache_build_skip_empty(folder, tmp_path, tiny_model, capsys):
     from lateint import DocCache
 
     assert len(DocCache.open(tmp_path / "cache")) == len(DOCS)
+
+
+def test_sharded_cache_build_names_only_its_own_empty_documents(folder, tmp_path, tiny_model, capsys):
+    from lateint import DocCache
+    from lateint.cache.shards import share_of
+
+    with open(folder / "docs.tsv", "a") as f:
+        f.write("none\t\nempty\t \n")
+    assert [share_of("none", 2), share_of("empty", 2)] == [1, 0]
+    base = ["cache", "build", "--dataset", str(folder), "--model", str(tiny_model("bert", 2)), "--split", "1",
+            "--device", "cpu", "--no-progress", "--skip-empty", "--num-shards", "2"]
+    sizes = []
+    for index, own in enumerate(["empty", "none"]):
+        assert main([*base, "--shard-index", str(index), "--out", str(tmp_path / f"part{index}")]) == 0
+        assert f"left out 1 document(s) with an empty text (--skip-empty): {own}\n" in capsys.readouterr().out
+        sizes.append(len(DocCache.open(tmp_path / f"part{index}")))
+    assert sum(sizes) == len(DOCS)
