@@ -117,16 +117,22 @@ class SplitIndexer(pt.Indexer):
         batch_size: documents per forward pass.
         text_field: the document dict key holding the text (default ``text``).
         progress: show a progress bar.
+        skip_empty: leave out documents whose text is empty or blank (a ranker cannot encode
+            them) and list their docnos in :attr:`skipped`; without it such a document stops
+            the build with an error naming it.
     """
 
     def __init__(self, ranker, path: str | Path, storage: str = "fp16", batch_size: int = 64, *,
-                 text_field: str = "text", progress: bool = True):
+                 text_field: str = "text", progress: bool = True, skip_empty: bool = False):
         self.ranker = ranker
         self.path = Path(path)
         self.storage = storage
         self.batch_size = batch_size
         self.text_field = text_field
         self.progress = progress
+        self.skip_empty = skip_empty
+        #: the docnos the last :meth:`index` left out for an empty text (with ``skip_empty``)
+        self.skipped: list[str] = []
 
     def index(self, iter, **kwargs):  # noqa: A002 - PyTerrier's name for the argument
         from lateint.cache.doc_cache import DocCache
@@ -138,7 +144,11 @@ class SplitIndexer(pt.Indexer):
                                      f"{self.text_field!r}")
                 yield str(doc["docno"]), str(doc[self.text_field])
 
-        return DocCache.build(self.ranker, documents(), self.path, storage=self.storage,
+        from lateint.retrieval import non_empty
+
+        self.skipped = []
+        docs = non_empty(documents(), self.skipped) if self.skip_empty else documents()
+        return DocCache.build(self.ranker, docs, self.path, storage=self.storage,
                               batch_size=self.batch_size, progress=self.progress)
 
 

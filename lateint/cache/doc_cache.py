@@ -308,7 +308,8 @@ def _validate_chunk(chunk: list, writer: CacheWriter) -> list[tuple[str, str]]:
             raise InputError(f"document id {doc_id!r} is a {type(doc_id).__name__}; ids must be strings.")
         if not isinstance(text, str) or is_blank(text):
             raise InputError(f"document {doc_id!r} has an empty text; drop it from the collection or give it a text "
-                             "(`lateint cache build` and `lateint retrieve` leave such documents out with --skip-empty).")
+                             "(`lateint cache build` and `lateint retrieve` leave such documents out with --skip-empty, "
+                             "SplitIndexer with skip_empty=True).")
         if doc_id in seen or writer.contains(doc_id):
             continue
         seen.add(doc_id)

@@ -95,3 +95,14 @@ def test_experiment_on_dl19_reproduces_lateint_rerank(irdata, minilm_path, tmp_p
     scores = dict(zip(table["name"], table["ndcg_cut_10"]))
     assert scores["bm25"] == pytest.approx(0.5058, abs=5e-4)
     assert scores["bm25 >> twin"] == pytest.approx(reranked, abs=1e-4)
+
+
+def test_indexer_refuses_or_skips_documents_without_text(twin, tmp_path):
+    corpus = [{"docno": f"d{i}", "text": text} for i, text in enumerate(DOCS)]
+    corpus[1:1] = [{"docno": "blank", "text": "  "}, {"docno": "none", "text": ""}]
+    with pytest.raises(InputError, match="document 'blank' has an empty text.*skip_empty=True"):
+        SplitIndexer(twin, tmp_path / "refused", storage="fp32", progress=False).index(iter(corpus))
+    indexer = SplitIndexer(twin, tmp_path / "cache", storage="fp32", progress=False, skip_empty=True)
+    cache = indexer.index(iter(corpus))
+    assert indexer.skipped == ["blank", "none"]
+    assert sorted(cache.reader.iter_ids()) == sorted(f"d{i}" for i in range(len(DOCS)))
