@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 from pathlib import Path
@@ -169,13 +170,15 @@ def _check_compressor_options(args: argparse.Namespace) -> None:
                           "compressed cache's compressor folder.")
 
 
-def _trained_compressor(args: argparse.Namespace, ranker=None) -> StateCompressor:
-    """A compressor of ``--compress-dim`` dims fitted to the first ``--compress-docs`` documents (seeded)."""
+def _trained_compressor(args: argparse.Namespace, ranker=None, sample: list[str] | None = None) -> StateCompressor:
+    """A compressor of ``--compress-dim`` dims fitted to ``sample``, by default the texts of the first
+    ``--compress-docs`` documents (seeded)."""
     from lateint.cache.compression import train_compressor
 
     ranker = ranker if ranker is not None else load_ranker(args)
-    docs, _ = _documents(args, skipped=[])  # the build itself reports what --skip-empty leaves out
-    sample = [text for _, (_, text) in zip(range(args.compress_docs), docs)]
+    if sample is None:
+        docs, _ = _documents(args, skipped=[])  # the build itself reports what --skip-empty leaves out
+        sample = [text for _, (_, text) in zip(range(args.compress_docs), docs)]
     compressor, info = train_compressor(ranker, sample, args.compress_dim, steps=args.compress_steps, seed=args.seed,
                                         side_info=args.compress_side_info, progress=not args.no_progress)
     print(f"compressor e={info.dim}: reconstruction MSE {info.initial_mse:.4f} -> {info.final_mse:.4f} "
@@ -198,9 +201,9 @@ def _started_compressor(folder: Path, args: argparse.Namespace) -> StateCompress
     return compressor
 
 
-def _compressor(args: argparse.Namespace, out: Path, ranker) -> StateCompressor | None:
+def _compressor(args: argparse.Namespace, out: Path, ranker, sample: list[str]) -> StateCompressor | None:
     """The compressor a build stores its states with: ``--compressor``'s, the one an interrupted build
-    of ``out`` started with, or a newly trained one."""
+    of ``out`` started with, or one newly trained on ``sample``."""
     from lateint.cache.compression import StateCompressor
     from lateint.cache.doc_cache import COMPRESSOR_FOLDER
 
@@ -208,7 +211,7 @@ def _compressor(args: argparse.Namespace, out: Path, ranker) -> StateCompressor 
         return StateCompressor.load(args.compressor)
     if not args.compress_dim:
         return None
-    return _started_compressor(out / COMPRESSOR_FOLDER, args) or _trained_compressor(args, ranker)
+    return _started_compressor(out / COMPRESSOR_FOLDER, args) or _trained_compressor(args, ranker, sample)
 
 
 def _build(args: argparse.Namespace, out: Path, num_shards: int, shard_index: int, ranker=None) -> int:
@@ -216,9 +219,12 @@ def _build(args: argparse.Namespace, out: Path, num_shards: int, shard_index: in
     from lateint.data.datasets import DOC_TEXT
 
     ranker = ranker if ranker is not None else load_ranker(args)
-    compressor = _compressor(args, out, ranker)
     skipped: list[str] = []
     docs, total = _documents(args, skipped)
+    # the compressor's sample is the stream's head, put back in front: the collection is read once
+    head = list(itertools.islice(docs, args.compress_docs)) if args.compress_dim else []
+    compressor = _compressor(args, out, ranker, [text for _, text in head])
+    docs = itertools.chain(head, docs)
     cache = DocCache.build(ranker, docs, out, storage=args.storage, compressor=compressor,
                            precompute=args.precompute, batch_size=args.batch_size, total=total,
                            num_shards=num_shards, shard_index=shard_index, text=DOC_TEXT, progress=not args.no_progress)

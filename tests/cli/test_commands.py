@@ -66,3 +66,33 @@ def test_demo_scores_every_split(tmp_path, capsys):
     rows = json.loads((tmp_path / "demo.json").read_text())["rows"]
     assert [r["split"] for r in rows] == list(range(7))
     assert all(len(r["scores"]) == 9 for r in rows)
+
+
+def test_compressed_build_reads_the_collection_once_and_fits_its_first_documents(tmp_path, irdata, tiny_model,
+                                                                                 capsys, monkeypatch):
+    import torch
+
+    from lateint import SplitRanker
+    from lateint.cache.compression import StateCompressor, train_compressor
+    from lateint.data.datasets import DatasetHandle
+
+    from tests.conftest import DOCS
+
+    folder = tmp_path / "collection"
+    folder.mkdir()
+    (folder / "docs.tsv").write_text("".join(f"d{i}\t{text}\n" for i, text in enumerate(DOCS)))
+    (folder / "queries.tsv").write_text("q1\twhat is a lobster roll\n")
+    reads = []
+    original = DatasetHandle.iter_docs
+    monkeypatch.setattr(DatasetHandle, "iter_docs", lambda self: reads.append(1) or original(self))
+    model = str(tiny_model("bert", 2))
+    assert main(["cache", "build", "--model", model, "--split", "1", "--dataset", str(folder), "--device", "cpu",
+                 "--compress-dim", "8", "--compress-steps", "3", "--compress-docs", "3", "--no-progress",
+                 "--out", str(tmp_path / "cache")]) == 0
+    assert f"{len(DOCS)} documents ({len(DOCS)} added" in capsys.readouterr().out
+    assert len(reads) == 1
+    ranker = SplitRanker.from_pretrained(model, split=1, device="cpu")
+    expected, _ = train_compressor(ranker, DOCS[:3], 8, steps=3, seed=0)
+    stored = StateCompressor.load(tmp_path / "cache" / "compressor")
+    for name, tensor in expected.state_dict().items():
+        assert torch.equal(tensor, stored.state_dict()[name]), name
