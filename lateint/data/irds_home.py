@@ -87,9 +87,19 @@ def home_lock(name: str) -> Iterator[None]:
     and find none. Copies and builds therefore happen under this lock, one process at a time.
     """
     path = lock_file(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path)):
+    lock: FileLock | None = FileLock(str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except OSError:
+        # a home this process cannot write to (a shared read-only one) is one no process builds in
+        logger.debug("no lock %s: the ir_datasets home is not writable here", path)
+        lock = None
+    try:
         yield
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def seed_file(source: Path, destination: Path, *, replace_different: bool = False) -> bool:

@@ -57,3 +57,21 @@ def test_docstore_is_built_under_the_home_lock(irdata, tmp_path):
         assert process.poll() is None, "the lookup finished while another process held the docstore's lock"
     wanted, found, finished = result(process)
     assert wanted == found == 10852 and finished > released
+
+
+def test_a_home_that_cannot_be_written_needs_no_lock(tmp_path, monkeypatch):
+    from lateint.data import irds_home
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setattr(irds_home, "ir_datasets_home", lambda: home)
+    home.chmod(0o500)  # read-only: a shared home whose stores were built beforehand
+    try:
+        if os.access(home, os.W_OK):  # root writes anywhere: make the lock folder impossible instead
+            home.chmod(0o700)
+            (home / "lateint").write_text("a file where the lock folder would go")
+        with irds_home.home_lock("store x"):
+            entered = True
+    finally:
+        home.chmod(0o700)
+    assert entered and not (home / "lateint" / "locks").exists()
