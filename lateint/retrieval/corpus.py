@@ -13,13 +13,8 @@ from lateint.tokenization import is_blank
 
 
 def iter_documents(dataset: DatasetHandle) -> Iterator[tuple[str, str]]:
-    """Every document of ``dataset`` in collection order, read lazily."""
-    from lateint.data.datasets import _text_of
-
-    dataset._require("docs")
-    with dataset._reading("documents"):
-        for doc in dataset.dataset.docs_iter():
-            yield doc.doc_id, _text_of(doc)
+    """Every document of ``dataset`` in collection order, read lazily (:meth:`DatasetHandle.iter_docs`)."""
+    return dataset.iter_docs()
 
 
 def non_empty(docs: Iterable[tuple[str, str]], skipped: list[str]) -> Iterator[tuple[str, str]]:
