@@ -115,7 +115,8 @@ def run_build(args: argparse.Namespace) -> int:
         shared = rank_part_path(args.out, 0, world).parent / COMPRESSOR_FOLDER
         if rank == 0 and _started_compressor(shared, args) is None:
             ranker = load_ranker(args)
-            _trained_compressor(args, ranker).save(shared)
+            docs, _ = _documents(args, skipped=[])  # each share's build reports what --skip-empty leaves out
+            _trained_compressor(args, ranker, [text for _, text in _head(docs, args)]).save(shared)
         _barrier()
         args = argparse.Namespace(**{**vars(args), "compressor": shared, "compress_dim": None,
                                      "compress_side_info": False})
@@ -170,15 +171,15 @@ def _check_compressor_options(args: argparse.Namespace) -> None:
                           "compressed cache's compressor folder.")
 
 
-def _trained_compressor(args: argparse.Namespace, ranker=None, sample: list[str] | None = None) -> StateCompressor:
-    """A compressor of ``--compress-dim`` dims fitted to ``sample``, by default the texts of the first
-    ``--compress-docs`` documents (seeded)."""
+def _head(docs, args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The first ``--compress-docs`` documents of ``docs``: the sample a compressor is fitted to."""
+    return list(itertools.islice(docs, args.compress_docs))
+
+
+def _trained_compressor(args: argparse.Namespace, ranker, sample: list[str]) -> StateCompressor:
+    """A compressor of ``--compress-dim`` dims fitted to the texts ``sample`` (seeded)."""
     from lateint.cache.compression import train_compressor
 
-    ranker = ranker if ranker is not None else load_ranker(args)
-    if sample is None:
-        docs, _ = _documents(args, skipped=[])  # the build itself reports what --skip-empty leaves out
-        sample = [text for _, (_, text) in zip(range(args.compress_docs), docs)]
     compressor, info = train_compressor(ranker, sample, args.compress_dim, steps=args.compress_steps, seed=args.seed,
                                         side_info=args.compress_side_info, progress=not args.no_progress)
     print(f"compressor e={info.dim}: reconstruction MSE {info.initial_mse:.4f} -> {info.final_mse:.4f} "
@@ -222,7 +223,7 @@ def _build(args: argparse.Namespace, out: Path, num_shards: int, shard_index: in
     skipped: list[str] = []
     docs, total = _documents(args, skipped)
     # the compressor's sample is the stream's head, put back in front: the collection is read once
-    head = list(itertools.islice(docs, args.compress_docs)) if args.compress_dim else []
+    head = _head(docs, args) if args.compress_dim else []
     compressor = _compressor(args, out, ranker, [text for _, text in head])
     docs = itertools.chain(head, docs)
     cache = DocCache.build(ranker, docs, out, storage=args.storage, compressor=compressor,
