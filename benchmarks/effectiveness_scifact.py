@@ -412,9 +412,9 @@ def depth_plot(summary: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(9, 4.2))
     styles = {"untrained": ("untrained (zero-shot)", "o", ":"), "per-L": ("per-L, twin head", "s", "-"),
               "dial": ("dial (one model)", "^", "--"), "student": ("Margin-MSE students", "D", "none")}
-    three = THREE_LAYER  # its L = 3 is its twin end: drawn apart, at the twin's x
+    # the 3-layer student's L = 3 is its twin end: drawn apart, at the twin's x
     for kind, (label, marker, line) in styles.items():
-        points = sorted((p for p in summary["points"] if p["kind"] == kind and p["head"] == "twin" and p["name"] != three),
+        points = sorted((p for p in summary["points"] if p["kind"] == kind and p["head"] == "twin" and p["name"] != THREE_LAYER),
                         key=lambda p: p["split"])
         if points:
             ax.plot([p["split"] for p in points], [p["ndcg@10"] for p in points], marker=marker, linestyle=line,
@@ -422,7 +422,7 @@ def depth_plot(summary: dict, path: Path) -> None:
     for p in summary["points"]:
         if p["head"] != "twin":
             ax.plot([p["split"]], [p["ndcg@10"]], marker="x", linestyle="none", color="black", label=p["name"])
-        elif p["name"] == three:
+        elif p["name"] == THREE_LAYER:
             ax.plot([6], [p["ndcg@10"]], marker="*", markersize=10, linestyle="none", color="purple",
                     label="3-layer student (twin)")
     ax.axhline(summary["first_stage"]["ndcg@10"], color="grey", linestyle="--", linewidth=1, label="BM25 (first stage)")
