@@ -16,6 +16,7 @@ which downloads on first access.
 from __future__ import annotations
 
 import difflib
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from lateint.data.irds_home import home_lock, import_ir_datasets, ir_datasets_ho
 from lateint.data.local_share import DATA_ENV, data_root, original_file_for, require_file
 from lateint.data.run_types import Qrels, RankedLists, Run
 from lateint.errors import InputError, LateintError, MissingResourceError
+
+logger = logging.getLogger(__name__)
 
 def official_relevance_level(irds_id: str) -> int:
     """The lowest grade binary measures count as relevant for a collection.
@@ -254,7 +257,9 @@ class DatasetHandle:
             run: a first-stage run: ``None`` for the dataset's scoreddocs, the name of a run known
                 for this dataset (see :func:`named_runs`), the path of a
                 TREC run file, or a run already in memory (query id -> document id -> score).
-            depth: keep this many documents per query (``None`` keeps all).
+            depth: keep this many documents per query (``None`` keeps all). A query whose
+                documents all have one score (an unscored candidate list, such as MS MARCO's
+                official top-1000) keeps them all, with a warning: no order says which to cut.
 
         Returns:
             query id -> ``[(doc_id, score), ...]`` ordered by score descending, ties by document
@@ -267,7 +272,16 @@ class DatasetHandle:
 
         if depth is not None and (not isinstance(depth, int) or depth < 1):
             raise InputError(f"depth must be a positive integer or None, got {depth!r}")
-        return rank_run(first_stage.read_first_stage(self, run), depth)
+        result = first_stage.read_first_stage(self, run)
+        unscored = {qid for qid, scores in result.items()
+                    if depth is not None and len(scores) > depth and len(set(scores.values())) == 1}
+        if unscored:
+            # MS MARCO's official top-1000 lists carry no scores (ir_datasets gives them all 0) and
+            # come in random order: a cut at ``depth`` would keep an arbitrary part of each list.
+            logger.warning("%d queries of the first stage of %s carry no scores to rank by (all equal): all "
+                           "their candidates are kept instead of the top %d", len(unscored), self.irds_id, depth)
+        return {qid: rank_run({qid: scores}, None if qid in unscored else depth)[qid]
+                for qid, scores in result.items()}
 
 
 def _looks_like_missing_data(error: Exception) -> bool:

@@ -31,17 +31,21 @@ def evaluate_sweep(config: SweepConfig, out: Path, dataset, candidates) -> dict[
     for r in records:
         groups.setdefault(r["group"], []).append(r)
     first_stage_means = None
+    # A candidate list without scores (MS MARCO's official top-1000) has no ranking to evaluate.
+    unscored = all(len({score for _, score in ranked}) == 1 for ranked in candidates.values())
+    if unscored:
+        first_stage += " (unscored candidates)"
     for group, members in groups.items():
-        runs = {first_stage: as_run(candidates)}
+        runs = {} if unscored else {first_stage: as_run(candidates)}
         for r in members:
             runs[r["point"]] = read_run(r["run_path"])
-        baseline = next((r["point"] for r in members if r["split"] == 0), first_stage)
+        baseline = next((r["point"] for r in members if r["split"] == 0), members[0]["point"] if unscored else first_stage)
         # Only the swept queries are judged, so that a partial sweep is not scored as zeros elsewhere.
         qrels = {q: rel for q, rel in dataset.qrels().items() if q in candidates}
         result = evaluate(qrels, runs, ev.metrics, baseline=baseline, stat_test=ev.stat_test,
                           correction=ev.correction, alpha=ev.alpha,
                           relevance_level=dataset.official_relevance_level)
-        first_stage_means = result.means[first_stage]
+        first_stage_means = None if unscored else result.means[first_stage]
         l0 = next((r for r in members if r["split"] == 0), None)
         for r in members:
             r["metrics"] = result.means[r["point"]]
