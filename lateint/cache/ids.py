@@ -3,7 +3,8 @@
 Ids are Python ``str``; on disk and in memory they are utf-8 encoded into a fixed-width numpy
 ``'S'`` array (width = the longest id), which costs ``width`` bytes per id (7 for MS MARCO passage
 ids, so 62 MB for all 8.8M) instead of ~60-90 bytes for a Python string in a set. numpy ``'S'``
-strips trailing NUL bytes, so ids must not contain ``'\\x00'``; they must also be non-empty.
+strips trailing NUL bytes, so ids must not contain ``'\\x00'``; they must also be non-empty, and at
+most :data:`MAX_ID_BYTES` long, so that one huge id cannot pad every entry to its width.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from lateint.errors import InputError
+
+#: Longest document (or query) id accepted anywhere, in UTF-8 bytes.
+MAX_ID_BYTES = 256
 
 
 def encode_ids(doc_ids: Iterable[str]) -> np.ndarray:
@@ -24,7 +28,11 @@ def encode_ids(doc_ids: Iterable[str]) -> np.ndarray:
             raise InputError(f"doc ids must be str, got {type(doc_id).__name__} {doc_id!r}")
         if not doc_id or "\x00" in doc_id:
             raise InputError(f"doc id {doc_id!r} is empty or contains a NUL character")
-        encoded.append(doc_id.encode("utf-8"))
+        raw = doc_id.encode("utf-8")
+        if len(raw) > MAX_ID_BYTES:
+            raise InputError(f"doc id {doc_id[:40]!r}... is {len(raw):,} bytes long; ids of at most "
+                             f"{MAX_ID_BYTES} bytes are accepted")
+        encoded.append(raw)
     if not encoded:
         return np.empty(0, dtype="S1")
     return np.array(encoded, dtype=np.bytes_)

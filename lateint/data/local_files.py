@@ -23,12 +23,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+# Indexes (lateint's caches, ir_datasets' docstores) store ids at a fixed width, the longest id's,
+# so one huge id would pad every entry to its length: ids longer than MAX_ID_BYTES are refused.
+from lateint.cache.ids import MAX_ID_BYTES
 from lateint.data.text_files import parse_int, text_lines
 from lateint.errors import InputError
 
-#: Longest document or query id accepted, in UTF-8 bytes: indexes store ids at a fixed width
-#: (the longest id's), so one huge id would pad every entry to its length.
-MAX_ID_BYTES = 256
 
 
 class LocalDoc(NamedTuple):
@@ -133,14 +133,18 @@ class LocalDocs:
     every reader sees each id once; building it refuses an id given twice with different texts.
     """
 
-    def __init__(self, path: Path, store_folder: Path, namespace: str) -> None:
+    def __init__(self, path: Path, store_folder: Path, namespace: str, *, store_path: Path | None = None) -> None:
         self._path = Path(path)
         self._store_folder = Path(store_folder)
         self._namespace = namespace
+        self._fixed_store = store_path
 
     def store_path(self) -> Path:
         """Where the docstore of the file as it is now lives: named after the file's path, size and
-        modification time, so that an edited file gets a new store instead of a stale one."""
+        modification time, so that an edited file gets a new store instead of a stale one (unless
+        the caller fixed the path, and removes a stale store itself)."""
+        if self._fixed_store is not None:
+            return self._fixed_store
         stat = self._path.stat()
         identity = f"{self._path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
         return self._store_folder / f"docs-{hashlib.sha256(identity.encode()).hexdigest()[:16]}.pklz4"
@@ -247,6 +251,8 @@ class LocalQueries:
 
         seen: set[str] = set()  # query sets are small enough to check whole
         for where, query_id, text in self._read():
+            if not text.strip():
+                raise InputError(f"{where}: query {query_id!r} has an empty text; remove it or give it a text")
             if query_id in seen:
                 raise InputError(f"{where}: query id {query_id!r} is given twice; each query id must be unique")
             seen.add(query_id)
@@ -304,3 +310,32 @@ class LocalQrels:
                                  f"'query-id<TAB>corpus-id<TAB>score' (BEIR), got {len(fields)} fields: {line[:80]!r}")
             yield TrecQrel(check_id(qid, where, "query id"), check_id(doc_id, where, "document id"),
                            parse_int(grade, where, "relevance grade"), iteration)
+
+
+class LocalScoredDocs:
+    """A TREC run file (``qid Q0 doc_id rank score tag``) as an ``ir_datasets`` scoreddocs component,
+    read with :func:`lateint.data.runs.parse_run_line` like every other run."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = Path(path)
+
+    def scoreddocs_handler(self) -> LocalScoredDocs:
+        return self
+
+    def scoreddocs_cls(self) -> type:
+        from ir_datasets.formats import GenericScoredDoc
+
+        return GenericScoredDoc
+
+    def scoreddocs_path(self) -> str:
+        return str(self._path)
+
+    def scoreddocs_iter(self) -> Iterator[Any]:
+        from ir_datasets.formats import GenericScoredDoc
+
+        from lateint.data.runs import parse_run_line
+
+        for number, line in text_lines(self._path, "run file"):
+            if line.strip():
+                qid, doc_id, _, score, _ = parse_run_line(line, f"{self._path}:{number}")
+                yield GenericScoredDoc(qid, doc_id, score)

@@ -10,7 +10,8 @@ therefore registered with ``ir_datasets`` under ids of its own rather than passe
   BM25 top-100 run as scoreddocs.
 
 The files are copied into the ``ir_datasets`` home (the docstore is built next to the passage
-file, so it has to be writable) and read from there.
+file, so it has to be writable) and read from there with lateint's own readers
+(:mod:`lateint.data.local_files`), which handle a byte-order mark, CRLF and bad lines alike.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import shutil
 from pathlib import Path
 
 from lateint.data.irds_home import home_lock, import_ir_datasets, ir_datasets_home, seed_file
+from lateint.data.local_files import LocalDocs, LocalQrels, LocalQueries, LocalScoredDocs
 from lateint.data.local_share import DATA_ENV, DL19_FOLDER, DL19_RUN_SUFFIX, data_root, require_file
 from lateint.errors import MissingResourceError
 
@@ -95,14 +97,11 @@ def ensure_registered() -> None:
     ir_datasets = import_ir_datasets()
     from ir_datasets.datasets.base import Dataset
     from ir_datasets.datasets.msmarco_passage import TREC_DL_QRELS_DEFS
-    from ir_datasets.formats import GenericDoc, GenericQuery, TrecQrels, TrecScoredDocs, TsvDocs, TsvQueries
-    from ir_datasets.util import LocalDownload
 
-    docs = TsvDocs(LocalDownload(folder / _COLLECTION), doc_cls=GenericDoc, namespace=SUBSET_ID, lang="en")
-    queries = TsvQueries(LocalDownload(folder / _QUERIES), query_cls=GenericQuery, namespace=SUBSET_ID,
-                         lang="en")
-    qrels = TrecQrels(LocalDownload(folder / _QRELS), TREC_DL_QRELS_DEFS)
-    scoreddocs = TrecScoredDocs(LocalDownload(folder / _RUNS / f"{SCOREDDOCS_RUN}{DL19_RUN_SUFFIX}"))
+    docs = LocalDocs(folder / _COLLECTION, folder, namespace=SUBSET_ID, store_path=folder / f"{_COLLECTION}.pklz4")
+    queries = LocalQueries(folder / _QUERIES, namespace=SUBSET_ID)
+    qrels = LocalQrels(folder / _QRELS, TREC_DL_QRELS_DEFS)
+    scoreddocs = LocalScoredDocs(folder / _RUNS / f"{SCOREDDOCS_RUN}{DL19_RUN_SUFFIX}")
     registered = set(ir_datasets.registry)
     if SUBSET_ID not in registered:
         ir_datasets.registry.register(SUBSET_ID, Dataset(docs))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Literal
 
 from lateint.data.run_types import Run, ranking_order
+from lateint.data.text_files import parse_int, parse_score, text_lines
 from lateint.errors import CorruptionError, InputError, MissingResourceError
 
 #: What to do when a run gives the same document twice for one query.
@@ -80,14 +81,8 @@ def parse_run_line(line: str, where: str) -> tuple[str, str, int, float, str]:
         raise InputError(f"{where}: expected 6 whitespace-separated fields {_FIELDS}, "
                          f"got {len(fields)}: {line.strip()[:120]!r}")
     qid, _, doc_id, rank_text, score_text, tag = fields
-    try:
-        rank = int(rank_text)
-    except ValueError:
-        raise InputError(f"{where}: rank (4th field) must be an integer, got {rank_text!r}") from None
-    try:
-        score = float(score_text)
-    except ValueError:
-        raise InputError(f"{where}: score (5th field) must be a number, got {score_text!r}") from None
+    rank = parse_int(rank_text, where, "rank (4th field)")
+    score = parse_score(score_text, where, "score (5th field)")
     if not math.isfinite(score):
         raise InputError(f"{where}: score (5th field) must be finite, got {score_text!r}")
     return qid, doc_id, rank, score, tag
@@ -96,7 +91,8 @@ def parse_run_line(line: str, where: str) -> tuple[str, str, int, float, str]:
 def read_run(path: str | Path, on_duplicate: DuplicatePolicy = "error") -> Run:
     """Read a TREC run file into query id -> document id -> score.
 
-    Blank lines are skipped; every other line must be a well-formed run line.
+    Blank lines are skipped; every other line must be a well-formed run line (read through
+    :func:`lateint.data.text_files.text_lines`: UTF-8, byte-order mark and CRLF handled, ``.gz``).
 
     Args:
         path: the run file.
@@ -112,17 +108,12 @@ def read_run(path: str | Path, on_duplicate: DuplicatePolicy = "error") -> Run:
     if not path.is_file():
         raise MissingResourceError(f"run file {path} does not exist")
     accumulator = RunAccumulator(source=f"run file {path}", on_duplicate=on_duplicate)
-    number = 0
-    try:
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{number}"
-                qid, doc_id, _, score, _ = parse_run_line(line, where)
-                accumulator.add(qid, doc_id, score, where=f"line {number}")
-    except UnicodeDecodeError:
-        raise InputError(f"run file {path} is not UTF-8 text (line {number + 1}); is it a TREC run?") from None
+    for number, line in text_lines(path, "run file"):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        qid, doc_id, _, score, _ = parse_run_line(line, where)
+        accumulator.add(qid, doc_id, score, where=f"line {number}")
     return accumulator.run()
 
 

@@ -65,7 +65,7 @@ def parse_score(text: str, where: str, field: str = "score") -> float:
         InputError: anything else, ``１２.５``, ``٢`` and ``1_000`` included, naming ``where``.
     """
     if not _FLOAT.fullmatch(text):
-        raise InputError(f"{where}: {field} must be a plain ASCII number, got {text!r}")
+        raise InputError(f"{where}: {field} must be a number, got {text!r} (plain ASCII digits, no digit separators)")
     return float(text)
 
 

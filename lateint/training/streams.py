@@ -19,7 +19,6 @@ A malformed line raises :class:`~lateint.errors.InputError` naming the file and 
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import itertools
 import logging
 import math
@@ -28,6 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from lateint.data.runs import parse_run_line
+from lateint.data.text_files import parse_score, text_lines
 from lateint.errors import InputError
 from lateint.training.groups import TrainingGroup, _rng, select_negatives
 
@@ -37,17 +37,17 @@ logger = logging.getLogger(__name__)
 SCORES_FORMATS = ("pairs_tsv", "trec")
 
 
-def _open_text(path: Path):
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
     if not path.is_file():
         raise InputError(f"{path} does not exist: name an existing file.")
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+    return text_lines(path, "training file")
 
 
 def _float(text: str, path: Path, number: int, what: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        raise InputError(f"{path}:{number}: {what} {text!r} is not a number.") from None
+        value = parse_score(text, f"{path}:{number}", what)
+    except InputError:
+        raise InputError(f"{path}:{number}: {what} {text!r} is not a number written in plain ASCII.") from None
     if not math.isfinite(value):
         raise InputError(f"{path}:{number}: {what} {text!r} is not a finite number.")
     return value
@@ -67,20 +67,19 @@ def pairs_tsv_groups(path: str | os.PathLike) -> Iterator[TrainingGroup]:
         InputError: a line without five fields or with a score that is not a finite number.
     """
     path = Path(path)
-    with _open_text(path) as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            fields = line.rstrip("\n").split("\t")
-            if len(fields) != 5 or not all(f.strip() for f in fields):
-                raise InputError(
-                    f"{path}:{number}: expected 5 tab-separated fields "
-                    f"(score_pos, score_neg, qid, pid_pos, pid_neg), got {len(fields)}: {line.strip()[:80]!r}"
-                )
-            s_pos = _float(fields[0], path, number, "score_pos")
-            s_neg = _float(fields[1], path, number, "score_neg")
-            qid, pos, neg = (f.strip() for f in fields[2:])
-            yield _group(qid, (pos, neg), (1.0, 0.0), (s_pos, s_neg))
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 5 or not all(f.strip() for f in fields):
+            raise InputError(
+                f"{path}:{number}: expected 5 tab-separated fields "
+                f"(score_pos, score_neg, qid, pid_pos, pid_neg), got {len(fields)}: {line.strip()[:80]!r}"
+            )
+        s_pos = _float(fields[0].strip(), path, number, "score_pos")
+        s_neg = _float(fields[1].strip(), path, number, "score_neg")
+        qid, pos, neg = (f.strip() for f in fields[2:])
+        yield _group(qid, (pos, neg), (1.0, 0.0), (s_pos, s_neg))
 
 
 def docpair_groups(dataset) -> Iterator[TrainingGroup]:
@@ -100,25 +99,34 @@ def trec_run_blocks(path: str | os.PathLike) -> Iterator[tuple[str, list[tuple[s
     """``(qid, [(doc_id, score), ...])`` for each query of a TREC run file, in file order.
 
     The lines of a query must be consecutive (as every TREC run writer leaves them); only one
-    query's lines are held at a time.
+    query's lines are held at a time, and the ids of the queries already read.
 
     Raises:
-        InputError: a line that is not ``qid Q0 doc_id rank score tag``.
+        InputError: a line that is not ``qid Q0 doc_id rank score tag``, a query whose lines are
+            not consecutive, or a document given twice for one query (which of its scores would
+            count is not for the reader to guess).
     """
     path = Path(path)
-    current, block = None, []
-    with _open_text(path) as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            qid, doc, _, score, _ = parse_run_line(line, f"{path}:{number}")
-            if qid != current:
-                if block:
-                    yield current, block
-                current, block = qid, []
-            block.append((doc, score))
+    current, block, where = None, {}, {}
+    finished: set[str] = set()
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        qid, doc, _, score, _ = parse_run_line(line, f"{path}:{number}")
+        if qid != current:
+            if qid in finished:
+                raise InputError(f"{path}:{number}: the lines of query {qid!r} are not consecutive (it appeared "
+                                 f"before another query); sort the run by query, e.g. sort -s -k1,1")
+            if block:
+                yield current, list(block.items())
+                finished.add(current)
+            current, block, where = qid, {}, {}
+        if doc in block:
+            raise InputError(f"{path}:{number}: document {doc!r} appears twice for query {qid!r} (first at line "
+                             f"{where[doc]}); give each document once per query")
+        block[doc], where[doc] = score, number
     if block:
-        yield current, block
+        yield current, list(block.items())
 
 
 def scoreddocs_blocks(dataset) -> Iterator[tuple[str, list[tuple[str, float]]]]:
@@ -126,7 +134,12 @@ def scoreddocs_blocks(dataset) -> Iterator[tuple[str, list[tuple[str, float]]]]:
     dataset._require("scoreddocs")
     with dataset._reading("scoreddocs"):
         scored = dataset.dataset.scoreddocs_iter()
+        finished: set[str] = set()
         for qid, rows in itertools.groupby(scored, key=lambda s: s.query_id):
+            if qid in finished:
+                raise InputError(f"the scoreddocs of {dataset.irds_id!r} give query {qid!r} in two separate "
+                                 f"places; a streamed run needs each query's lines together")
+            finished.add(qid)
             yield qid, [(s.doc_id, float(s.score)) for s in rows]
 
 
