@@ -117,6 +117,10 @@ class DataSettings:
         fold: which fold is held out.
         shuffle_buffer: 0 to hold every group in memory, else the size of the streaming shuffle
             buffer in groups; None (unset) for the default of the data source (see above).
+        hf_dataset: train on the groups of a Hugging Face dataset instead (a file, folder or hub
+            id for ``datasets.load_dataset``, streamed; see :mod:`lateint.training.hf_source` for
+            the column conventions); its ids, if it holds ids, are looked up in ``dataset``.
+        hf_split: the split of ``hf_dataset``.
         max_query_length, max_doc_length: side lengths in tokens, special tokens included.
     """
 
@@ -131,6 +135,8 @@ class DataSettings:
     folds: int = 0
     fold: int = 0
     shuffle_buffer: int | None = None
+    hf_dataset: str | None = None
+    hf_split: str = "train"
     max_query_length: int = 32
     max_doc_length: int = 224
 
@@ -432,6 +438,10 @@ class TrainConfig:
             raise ConfigError("data.negatives must be 0 with in-batch negatives (the batch provides them).")
         if d.negative_source == "docpairs" and d.negatives != 1:
             raise ConfigError("data.negatives must be 1 with docpairs (each pair holds one negative).")
+        if d.hf_dataset is not None and not d.hf_dataset.strip():
+            raise ConfigError("data.hf_dataset is empty: name a file, folder or hub id, or leave it unset.")
+        if not d.hf_split.strip():
+            raise ConfigError("data.hf_split is empty: name a split of data.hf_dataset (default 'train').")
         if d.shuffle_buffer is not None and (isinstance(d.shuffle_buffer, bool) or d.shuffle_buffer < 0):
             raise ConfigError(f"data.shuffle_buffer={d.shuffle_buffer} must be 0 (hold every group) or a "
                               "positive number of groups.")
@@ -465,7 +475,9 @@ class TrainConfig:
             if dist.scores_format == "trec" and (d.negative_source != "run" or d.run is not None):
                 raise ConfigError("distill.scores_format = 'trec' makes the scores file the run the negatives "
                                   "come from: set data.negative_source = 'run' and leave data.run unset.")
-        needs_teacher = (loss.soft is not None and dist.scores_file is None) or loss.intermediate or loss.mimicry
+        # an hf_dataset may bring teacher scores in a column; that it does is checked when it is opened
+        needs_teacher = ((loss.soft is not None and dist.scores_file is None and not d.hf_dataset)
+                         or loss.intermediate or loss.mimicry)
         if needs_teacher and not self.distill.teacher:
             raise ConfigError("loss.soft (without distill.scores_file), loss.intermediate and loss.mimicry need a "
                               "teacher: set distill.teacher.")

@@ -295,6 +295,8 @@ def group_source(config):
     from lateint.training.groups import groups_from_dataset
 
     d = config.data
+    if d.hf_dataset:
+        return _hf_source(config)
     if not d.dataset:
         raise InputError("data.dataset is not set: name the dataset to train on (an ir_datasets id).")
     from_file = config.distill.scores_file is not None
@@ -311,3 +313,32 @@ def group_source(config):
         return ShuffledGroups(lookup(sorted(groups, key=lambda g: (g.qid, g.doc_ids))), config.seed)
     buffer = DEFAULT_SHUFFLE_BUFFER if d.shuffle_buffer is None else d.shuffle_buffer
     return StreamedGroups(lambda: group_stream(config, dataset), buffer, config.seed, fill=lookup)
+
+
+def _hf_source(config):
+    """The groups of ``data.hf_dataset``: streamed through the shuffle buffer (default
+    :data:`~lateint.training.config.DEFAULT_SHUFFLE_BUFFER`), held whole with ``shuffle_buffer = 0``;
+    ids are looked up in ``data.dataset``."""
+    from lateint.data import load_dataset
+    from lateint.training.batches import ShuffledGroups, StreamedGroups
+    from lateint.training.config import DEFAULT_SHUFFLE_BUFFER
+    from lateint.training.hf_source import hf_groups
+
+    d = config.data
+    layout, epoch = hf_groups(d.hf_dataset, d.hf_split, d.negatives)
+    if config.loss.soft is not None and layout.scores is None and not config.distill.teacher:
+        raise InputError(f"loss.soft needs teacher scores: data.hf_dataset {d.hf_dataset!r} has no scores column "
+                         "(scores or label); add one or set distill.teacher.")
+    fill = None
+    if layout.ids:
+        if not d.dataset:
+            raise InputError(f"data.hf_dataset {d.hf_dataset!r} holds ids ({layout.query}, {', '.join(layout.docs)}): "
+                             "set data.dataset to the dataset whose queries and documents they name.")
+        fill = TextLookup(load_dataset(d.dataset))
+    if d.shuffle_buffer == 0:
+        groups = list(epoch())
+        if not groups:
+            raise InputError(f"data.hf_dataset {d.hf_dataset!r} holds no rows.")
+        return ShuffledGroups(fill(groups) if fill else groups, config.seed)
+    buffer = DEFAULT_SHUFFLE_BUFFER if d.shuffle_buffer is None else d.shuffle_buffer
+    return StreamedGroups(epoch, buffer, config.seed, fill=fill)

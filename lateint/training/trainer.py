@@ -221,7 +221,8 @@ class Trainer:
         if resume_from is not None and intermediate is not None:
             intermediate.load_state_dict(read_state(resume_from)["intermediate"])
         self.teacher_scores: TeacherScores | None = None
-        if c.loss.soft is not None and c.distill.scores_file is None and groups is not None:
+        data_scores = groups is not None and all(g.teacher_scores is not None for g in groups)
+        if c.loss.soft is not None and c.distill.scores_file is None and groups is not None and not data_scores:
             cache_path = Path(c.distill.scores_cache) if c.distill.scores_cache else self.output / "teacher_scores.json"
             # Only the main process computes and writes the cache; the others read what it wrote.
             if acc.is_main_process:
@@ -253,8 +254,8 @@ class Trainer:
         """A function giving each group's teacher scores, or None when the objective needs none."""
         if self.config.loss.soft is None:
             return None
-        if self.config.distill.scores_file is not None:
-            return lambda g: g.teacher_scores
+        if self.config.distill.scores_file is not None or all(g.teacher_scores is not None for g in groups):
+            return lambda g: g.teacher_scores  # scores that came with the data
         if self.teacher_scores is not None:
             return self.teacher_scores.group_scores
         # streamed groups: the teacher scores each batch on the training device as it comes
