@@ -49,6 +49,30 @@ def runs_by_name(handle: DatasetHandle) -> dict[str, Path]:
     return {}
 
 
+def run_file(handle: DatasetHandle, run: str | Path | None) -> Path | None:
+    """The file a first-stage run names, or ``None`` for the dataset's own scoreddocs.
+
+    ``None`` and the name of the scoreddocs (:func:`scoreddocs_run_name`, when no named run of
+    that name exists) give the scoreddocs; a name of :func:`runs_by_name` gives its file (names
+    win over files of the same name); anything else must be an existing file. Every reader of
+    first-stage runs (re-ranking, cache builds, sweeps, evaluation, training) resolves names here.
+
+    Raises:
+        InputError: the name is neither a known run nor an existing file (the message lists the
+            runs that exist and says that the dataset's scoreddocs are the default).
+    """
+    if run is None:
+        return None
+    available = runs_by_name(handle) if isinstance(run, str) else {}
+    if isinstance(run, str) and run in available:
+        return available[run]
+    if isinstance(run, str) and run == scoreddocs_run_name(handle) and handle.dataset.has_scoreddocs():
+        return None
+    if Path(run).is_file():
+        return Path(run)
+    raise InputError(_unknown_run_message(handle, str(run), available))
+
+
 def read_first_stage(handle: DatasetHandle, run: str | Path | Mapping[str, Any] | None = None) -> Run:
     """A first-stage run for a dataset, checked against its queries.
 
@@ -67,23 +91,17 @@ def read_first_stage(handle: DatasetHandle, run: str | Path | Mapping[str, Any] 
             malformed, or it has queries the dataset does not have.
         MissingResourceError: a named run's files are not available.
     """
-    available = runs_by_name(handle) if isinstance(run, str) else {}
-    if run is None or (isinstance(run, str) and run not in available and run == scoreddocs_run_name(handle)
-                       and handle.dataset.has_scoreddocs()):
-        result = handle.scoreddocs()
-        source = f"scoreddocs of {handle.irds_id}"
-    elif isinstance(run, Mapping):
+    if isinstance(run, Mapping):
         result = _from_memory(run)
         source = "the given run"
-    elif isinstance(run, (str, Path)):
-        if isinstance(run, str) and run in available:
-            path = available[run]
-        elif Path(run).is_file():
-            path = Path(run)
+    elif run is None or isinstance(run, (str, Path)):
+        path = run_file(handle, run)
+        if path is None:
+            result = handle.scoreddocs()
+            source = f"scoreddocs of {handle.irds_id}"
         else:
-            raise InputError(_unknown_run_message(handle, str(run), available))
-        result = read_run(path)
-        source = f"run file {path}"
+            result = read_run(path)
+            source = f"run file {path}"
     else:
         raise InputError(f"a run must be a name, a path or a mapping, got {type(run).__name__}")
     check_run_queries(result, handle.queries(), source=source)

@@ -258,7 +258,7 @@ def group_stream(config, dataset) -> Iterator[TrainingGroup]:
     dataset's docpairs; ``run`` groups are built query by query from the teacher's TREC run
     (``scores_format = "trec"``), the run file ``data.run`` or the dataset's scoreddocs.
     """
-    from lateint.data import named_runs
+    from lateint.data.first_stage import run_file
 
     d, dist = config.data, config.distill
     qids = training_qids(config, dataset)
@@ -271,12 +271,9 @@ def group_stream(config, dataset) -> Iterator[TrainingGroup]:
     teacher = dist.scores_file is not None and dist.scores_format == "trec"
     if teacher:
         blocks = trec_run_blocks(dist.scores_file)
-    elif d.run is None:
-        blocks = scoreddocs_blocks(dataset)
     else:
-        available = named_runs(dataset)
-        path = available.get(str(d.run), d.run)
-        blocks = trec_run_blocks(path)
+        path = run_file(dataset, d.run)  # names resolve as for every other first stage
+        blocks = scoreddocs_blocks(dataset) if path is None else trec_run_blocks(path)
     lookup = TextLookup(dataset)
     return run_groups(
         blocks, dataset.qrels(), negatives=d.negatives, depth=d.depth, min_relevance=d.min_relevance,

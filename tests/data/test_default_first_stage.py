@@ -106,3 +106,21 @@ def test_with_the_share_the_default_sweep_reranks_the_local_bm25_run(irdata):
     assert candidates == expected
     # and they are the local dataset's own scoreddocs
     assert load_dataset(config.data.dataset).candidates(None, 100) == expected
+
+
+def test_streamed_training_resolves_names_as_every_first_stage(public_dl19_offline, tmp_path):
+    from lateint.data.first_stage import run_file
+    from lateint.training.config import TrainConfig
+    from lateint.training.streams import group_stream
+
+    public_dl19_offline(scored=True)
+    handle = load_dataset(DL19)
+    assert run_file(handle, "bm25") is None and run_file(handle, None) is None
+    config = TrainConfig.from_dict({"model": "unused", "output": str(tmp_path / "out"), "steps": 1,
+                                    "data": {"dataset": DL19, "run": "bm25", "negatives": 2, "depth": 100,
+                                             "shuffle_buffer": 4}})
+    groups = list(group_stream(config, handle))  # from the scoreddocs, as the sweep's first stage
+    assert groups and {g.qid for g in groups} <= {"q1", "q2"} and all(g.doc_ids[0] in {"p3", "p160"} for g in groups)
+    config.data.run = "tasb"
+    with pytest.raises(InputError, match="'tasb' is neither a run known.*dataset's own scoreddocs"):
+        list(group_stream(config, handle))
