@@ -130,11 +130,11 @@ class DatasetHandle:
             if not _looks_like_missing_data(error):
                 raise
             if data_root() is None:
-                advice = (f"ir_datasets could not obtain them ({error!s:.300}); without access to the "
+                advice = (f"ir_datasets could not obtain them ({_failure(error)}); without access to the "
                           f"dataset hosts, set {DATA_ENV} to a folder of local collection files")
             else:
                 advice = (f"{DATA_ENV} is set but provides no local copy of this dataset, and ir_datasets "
-                          f"could not obtain it ({error!s:.300})")
+                          f"could not obtain it ({_failure(error)})")
             raise MissingResourceError(f"the {what} of {self.irds_id!r} are not available: {advice}") from error
 
     def queries(self) -> dict[str, str]:
@@ -290,6 +290,20 @@ def _looks_like_missing_data(error: Exception) -> bool:
     if isinstance(error, OSError):
         return True
     return isinstance(error, RuntimeError) and "download" in str(error).lower()
+
+
+def _failure(error: Exception) -> str:
+    """A short account of a failed download: ir_datasets raises ``RuntimeError('All download
+    sources failed', [(source, exception), ...])``, whose text is a long repr of every attempt."""
+    args = getattr(error, "args", ())
+    if isinstance(error, RuntimeError) and len(args) == 2 and isinstance(args[1], list):
+        tried = []
+        for attempt in args[1]:
+            source, problem = attempt if isinstance(attempt, tuple) and len(attempt) == 2 else (attempt, None)
+            url = getattr(source, "url", None) or str(source)
+            tried.append(f"{url} ({type(problem).__name__})" if problem is not None else url)
+        return "download failed from " + ", ".join(tried)
+    return f"{error!s:.300}"
 
 
 #: Which text of a document (or query) record lateint uses everywhere: ``ir_datasets``'
