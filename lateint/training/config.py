@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from lateint.errors import ConfigError
+from lateint.precision import check_dtype
 from lateint.toml_files import build_dataclass, toml_value
 from lateint.training.losses.registry import HARD_LABEL_LOSSES, SOFT_LABEL_LOSSES
 from lateint.training.streams import SCORES_FORMATS
@@ -278,6 +279,9 @@ class TrainConfig:
         device: ``cpu``, ``cuda`` or None (a GPU when there is one).
         amp: ``no``, ``bf16`` or ``fp16`` (CUDA only): mixed-precision training (autocast); bf16
             also works on the CPU.
+        dtype: the precision the model is scored in outside training steps: dev validation and
+            cross-validation test runs (``fp32``, ``bf16``, ``fp16`` or ``auto``, see
+            :mod:`lateint.precision`). Training itself keeps fp32 weights; ``amp`` decides its arithmetic.
         output: the run's folder (final model, logs, config, checkpoints).
         progress: show a progress bar.
         trackers: accelerate trackers that also receive the loss log (``tensorboard``, written
@@ -296,6 +300,7 @@ class TrainConfig:
     batch_size: int = 8
     device: str | None = None
     amp: str = "no"
+    dtype: str = "fp32"
     output: str = "runs/train"
     progress: bool = True
     trackers: list[str] = field(default_factory=list)
@@ -385,6 +390,7 @@ class TrainConfig:
             raise ConfigError(f"split={self.split!r} must be an integer >= 0 (0 is a cross-encoder).")
         if self.amp not in AMP_MODES:
             raise ConfigError(f"amp={self.amp!r} is unknown; use one of {', '.join(AMP_MODES)}.")
+        check_dtype(self.dtype, "dtype")
         if self.device is not None and not str(self.device).startswith(("cpu", "cuda")):
             raise ConfigError(f"device={self.device!r} must be 'cpu', 'cuda' or left unset.")
         if self.amp == "fp16" and self.device == "cpu":
