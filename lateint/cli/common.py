@@ -62,6 +62,14 @@ def add_dtype_argument(parser, default: str | None = None, what: str = "the chec
                              f"CPUs with AMX or AVX512-BF16, else fp32); default: {what}")
 
 
+def add_set_argument(parser: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE`` (repeatable), which every config-driven command takes."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config setting, typed and checked as in the file (repeatable), e.g. "
+                             "--set data.shuffle_buffer=1000 --set optim.lr=1e-5; a bare key names the one table "
+                             "that has it (lr = optim.lr)")
+
+
 def add_run_arguments(parser: argparse.ArgumentParser, batch_size: int = 128) -> None:
     """``--batch-size`` and ``--no-progress``, which every command that runs a model takes."""
     g = parser.add_argument_group("running")

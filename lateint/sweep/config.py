@@ -12,11 +12,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from lateint.errors import ConfigError
 from lateint.precision import check_dtype
-from lateint.toml_files import build_dataclass, read_toml
+from lateint.toml_files import apply_overrides, build_dataclass, read_toml, to_toml_text
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
 
@@ -271,6 +271,28 @@ def validate_sweep_config(config: SweepConfig) -> None:
         raise ConfigError(f"[evaluation] alpha must be a number between 0 and 1, got {e.alpha!r}.")
 
 
-def load_sweep_config(path: str | Path | None = None) -> SweepConfig:
-    """Read a sweep TOML file (the built-in default when ``path`` is None)."""
-    return parse_sweep_config(read_toml(path if path is not None else DEFAULT_CONFIG, "sweep config"))
+#: The sweep file's sections and their keys (``--set`` finds a bare key's section here).
+SECTION_KEYS = {"": {"sweep", "models", "points", "data", "evaluation"},
+                "sweep": {"name", "seed", "batch_size", "dtype"},
+                "points": {f.name for f in dataclasses.fields(PointsSpec)},
+                "data": {f.name for f in dataclasses.fields(DataSpec)},
+                "evaluation": {f.name for f in dataclasses.fields(EvaluationSpec)}}
+
+
+def load_sweep_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> SweepConfig:
+    """Read a sweep TOML file (the built-in default when ``path`` is None), with ``overrides``
+    (``--set KEY=VALUE``, e.g. ``data.max_queries=5``, ``models.0.dtype=bf16``; see
+    :func:`lateint.toml_files.apply_overrides`) put in before anything is checked."""
+    raw = read_toml(path if path is not None else DEFAULT_CONFIG, "sweep config")
+    return parse_sweep_config(apply_overrides(raw, overrides, SECTION_KEYS))
+
+
+def sweep_config_toml(config: SweepConfig) -> str:
+    """The sweep config as TOML, every setting written (defaults too); it loads back to ``config``."""
+    tables: list[tuple[str, dict[str, Any]]] = [
+        ("[sweep]", {"name": config.name, "seed": config.seed, "batch_size": config.batch_size, "dtype": config.dtype})]
+    tables += [("[[models]]", dataclasses.asdict(m)) for m in config.models]
+    tables.append(("[points]", {"splits": config.points.splits, "storage": config.points.storage}))
+    tables += [("[[points.heads]]", {"head": h.head, **h.options}) for h in config.points.heads]
+    tables += [("[data]", dataclasses.asdict(config.data)), ("[evaluation]", dataclasses.asdict(config.evaluation))]
+    return to_toml_text({}, tables)

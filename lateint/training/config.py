@@ -32,7 +32,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Sequence, Union
 
 from lateint.errors import ConfigError
 from lateint.precision import check_dtype
@@ -329,16 +329,18 @@ class TrainConfig:
         return config
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "TrainConfig":
-        """Read a TOML file.
+    def load(cls, path: str | os.PathLike, overrides: Sequence[str] = ()) -> "TrainConfig":
+        """Read a TOML file, with ``overrides`` (``--set KEY=VALUE``, see
+        :func:`lateint.toml_files.apply_overrides`) put in before anything is checked.
 
         Raises:
             MissingResourceError: the file does not exist.
             ConfigError: invalid TOML, unknown keys, wrong types or inconsistent settings.
         """
-        from lateint.toml_files import read_toml
+        from lateint.toml_files import apply_overrides, dataclass_tables, read_toml
 
-        return cls.from_dict(read_toml(path, "training config"), source=str(path))
+        raw = apply_overrides(read_toml(path, "training config"), overrides, dataclass_tables(cls))
+        return cls.from_dict(raw, source=str(path) + (" with --set" if overrides else ""))
 
     def to_toml(self) -> str:
         """This config as TOML text that :meth:`load` reads back to an equal config.
