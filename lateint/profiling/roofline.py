@@ -34,24 +34,20 @@ class RerankBytes:
         return self.query_weights + self.joint_weights + self.cache
 
 
-def weight_passes(weight_bytes: float, passes: int, last_level_cache: int | None) -> int:
-    """How often ``weight_bytes`` of weights used in ``passes`` passes come from DRAM: once when
-    they fit in the last-level cache (the later passes hit it), else on every pass."""
-    if passes <= 0 or weight_bytes <= 0:
-        return 0
-    if last_level_cache is not None and weight_bytes <= last_level_cache:
-        return 1
-    return passes
-
-
 def rerank_bytes(layer_weight_bytes: float, num_layers: int, split: int, candidates: int, batch_size: int,
                  cache_bytes_per_doc: float, last_level_cache: int | None) -> RerankBytes:
-    """Bytes one query moves at split L: the query's L layers once, the T - L joint layers once per
-    batch of ``batch_size`` candidates (once in all when they fit in the last-level cache), and each
-    candidate's ``cache_bytes_per_doc``. ``layer_weight_bytes``: one layer's weights in the precision
-    they run in."""
-    query = split * layer_weight_bytes
-    joint_bytes = (num_layers - split) * layer_weight_bytes
+    """Bytes one query moves from DRAM at split L, in the steady state of many queries.
+
+    Weights count only when the layers a query runs exceed the last-level cache (otherwise they stay
+    resident from one query to the next): then the query's L layers are read once and the T - L
+    joint layers once per batch of ``batch_size`` candidates. Each candidate's
+    ``cache_bytes_per_doc`` is read once. ``layer_weight_bytes``: one layer's weights in the precision
+    they run in; ``last_level_cache`` None counts the weights as never resident.
+    """
+    weights = num_layers * layer_weight_bytes
+    cached = cache_bytes_per_doc * candidates
+    if last_level_cache is not None and weights <= last_level_cache:
+        return RerankBytes(0.0, 0.0, float(cached))
     batches = math.ceil(candidates / batch_size) if num_layers > split else 0
-    joint = joint_bytes * weight_passes(joint_bytes, batches, last_level_cache)
-    return RerankBytes(float(query), float(joint), float(cache_bytes_per_doc) * candidates)
+    return RerankBytes(float(split * layer_weight_bytes), float((num_layers - split) * layer_weight_bytes * batches),
+                       float(cached))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lateint.profiling.machine import last_level_cache_bytes, memory_bandwidth
-from lateint.profiling.roofline import rerank_bytes, roofline_seconds, weight_passes
+from lateint.profiling.roofline import rerank_bytes, roofline_seconds
 
 
 def test_the_bound_is_the_larger_of_arithmetic_and_memory_time():
@@ -15,24 +15,20 @@ def test_the_bound_is_the_larger_of_arithmetic_and_memory_time():
         roofline_seconds(1, 1, 0, 1)
 
 
-def test_weights_come_from_dram_once_when_they_fit_in_the_last_level_cache():
-    assert weight_passes(10 * 2**20, 4, last_level_cache=32 * 2**20) == 1
-    assert weight_passes(40 * 2**20, 4, last_level_cache=32 * 2**20) == 4
-    assert weight_passes(40 * 2**20, 4, last_level_cache=None) == 4
-    assert weight_passes(40 * 2**20, 0, last_level_cache=None) == 0
-
-
 def test_rerank_bytes():
-    layer = 1.8e6  # a MiniLM layer in fp32 (about 443k parameters x 4 bytes)
-    # L = 5 of 6, 100 candidates in batches of 32 (4 batches), 10 MB of cache: the joint layer fits once
-    b = rerank_bytes(layer, 6, 5, 100, 32, cache_bytes_per_doc=69_000, last_level_cache=32 * 2**20)
-    assert (b.query_weights, b.joint_weights, b.cache) == (5 * layer, layer, 6.9e6)
-    assert b.total == pytest.approx(5 * layer + layer + 6.9e6)
-    # no cache to speak of: every batch reads the joint weights again
-    assert rerank_bytes(layer, 6, 0, 100, 32, 0, last_level_cache=2**20).joint_weights == 6 * layer * 4
-    # the twin end: no joint layers, only the query side and the vectors
+    layer = 7.1e6  # a MiniLM layer in fp32 (1.77M parameters x 4 bytes); 42.6 MB for the six
+    llc = 32 * 2**20
+    # fp32 exceeds the last-level cache: the query side once, the joint layer once per batch (4 of 32)
+    b = rerank_bytes(layer, 6, 5, 100, 32, cache_bytes_per_doc=69_000, last_level_cache=llc)
+    assert (b.query_weights, b.joint_weights, b.cache) == (5 * layer, 4 * layer, 6.9e6)
+    assert b.total == pytest.approx(9 * layer + 6.9e6)
+    assert rerank_bytes(layer, 6, 0, 100, 32, 0, last_level_cache=llc).joint_weights == 6 * layer * 4
+    # bf16 halves the weights, which then stay resident: only the cache is read
+    half = rerank_bytes(layer / 2, 6, 5, 100, 32, 69_000, last_level_cache=llc)
+    assert (half.query_weights, half.joint_weights, half.cache) == (0.0, 0.0, 6.9e6)
+    # the twin end: no joint layers; unknown cache size counts the weights as never resident
     twin = rerank_bytes(layer, 6, 6, 100, 32, 768, last_level_cache=None)
-    assert (twin.joint_weights, twin.cache) == (0.0, 76_800.0)
+    assert (twin.query_weights, twin.joint_weights, twin.cache) == (6 * layer, 0.0, 76_800.0)
 
 
 def test_the_machine_measurements(tmp_path):
