@@ -41,7 +41,6 @@ import torch
 from lateint import SplitRanker
 from lateint.checkpoints import DEFAULT_MODEL, resolve
 from lateint.examples import EXAMPLES
-from lateint.precision import torch_dtype
 
 DEFAULT_OUT = Path("benchmarks/results/gpu")
 #: Sizes of a real run and of a dry run.
