@@ -55,7 +55,12 @@ from lateint.reranking import rerank  # noqa: E402
 from lateint.checkpoints import resolve  # noqa: E402
 from lateint.data import load_dataset  # noqa: E402
 from lateint.profiling.flops import LayerShape, rerank_flops  # noqa: E402
-from lateint.profiling.machine import linear_peak, matmul_peak  # noqa: E402
+from lateint.profiling.machine import last_level_cache_bytes, linear_peak, matmul_peak, memory_bandwidth  # noqa: E402
+from lateint.profiling.roofline import rerank_bytes, roofline_seconds  # noqa: E402
+from lateint.precision import TORCH_DTYPES, auto_dtype, read_cpu_flags  # noqa: E402
+
+#: The memory side of the roofline, measured in ``main``: bandwidth (bytes/s) and last-level cache (bytes).
+MACHINE: dict[str, Any] = {"bandwidth": None, "last_level_cache": None}
 
 
 # ------------------------------------------------------------------------------------------ setup
@@ -230,6 +235,12 @@ class Row:
     build: dict[str, Any] = field(default_factory=dict)
     speedup_vs_L0: float | None = None
     note: str = ""
+    dtype: str = "fp32"
+    #: bytes moved per query (layer weights from DRAM, cached representations read), MB
+    mbytes: float | None = None
+    #: max(FLOPs / peak, bytes / bandwidth), and measured / that
+    roofline_ms: float | None = None
+    ratio_roofline: float | None = None
 
 
 def measure_row(section: str, model: str, ranker: SplitRanker, cache: DocCache, data: Data, qids: Sequence[str],
@@ -254,10 +265,19 @@ def measure_row(section: str, model: str, ranker: SplitRanker, cache: DocCache, 
         build = {"docs": b.documents_added, "tokens": b.tokens_added, "seconds": round(b.seconds, 3),
                  "docs_per_s": round(b.docs_per_second, 1), "tokens_per_s": round(b.tokens_per_second, 0)}
     c = ranker.config
-    return Row(section, model, ranker.num_layers, ranker.split, c.head.name, c.sides.layout, cache.representation_name, storage,
-               precompute, len(cands[0]), len(qids), done, batch_size, mean_s * 1e3, statistics.median(times) * 1e3,
-               statistics.mean(flops) / 1e9, statistics.mean(flops_pad) / 1e9, bound * 1e3, mean_s / bound,
-               mean_s / bound_pad, build, None, note)
+    row = Row(section, model, ranker.num_layers, ranker.split, c.head.name, c.sides.layout, cache.representation_name, storage,
+              precompute, len(cands[0]), len(qids), done, batch_size, mean_s * 1e3, statistics.median(times) * 1e3,
+              statistics.mean(flops) / 1e9, statistics.mean(flops_pad) / 1e9, bound * 1e3, mean_s / bound,
+              mean_s / bound_pad, build, None, note, dtype=c.dtype)
+    if MACHINE["bandwidth"]:
+        info = cache.info()
+        per_doc = sum(f["bytes"] for f in info["fields"].values()) / max(1, info["docs"])
+        layer = sum(p.numel() * p.element_size() for p in ranker.encoder.layers[0].parameters())
+        moved = rerank_bytes(layer, ranker.num_layers, ranker.split, len(cands[0]), batch_size, per_doc,
+                             MACHINE["last_level_cache"]).total
+        roof = roofline_seconds(statistics.mean(flops), moved, peak, MACHINE["bandwidth"])
+        row.mbytes, row.roofline_ms, row.ratio_roofline = moved / 1e6, roof * 1e3, mean_s / roof
+    return row
 
 
 def build_cache(ranker: SplitRanker, docs: list[tuple[str, str]], path: Path, storage: str, precompute: str = "none",
@@ -296,8 +316,9 @@ def split_sweep(model: str, cls_ranker: SplitRanker, twin_ranker: SplitRanker, d
             row = measure_row("top100", model, ranker, cache, data, use, cands, pre, storage if L else "ids",
                               s.repeats, peak, s.slow_repeat_seconds)
             rows.append(row)
-            log(f"{model} L={L} {row.cache_kind}/{row.storage}: {row.mean_ms:.1f} ms/query "
-                f"(bound {row.flop_bound_ms:.1f} ms, ratio {row.ratio:.2f}, repeats {row.repeats})")
+            log(f"{model} L={L} {row.cache_kind}/{row.storage} {row.dtype}: {row.mean_ms:.1f} ms/query "
+                f"(bound {row.flop_bound_ms:.1f} ms, ratio {row.ratio:.2f}, roofline {row.roofline_ms or 0:.2f} ms, "
+                f"ratio {row.ratio_roofline or 0:.2f}, repeats {row.repeats})")
             shutil.rmtree(path, ignore_errors=True)
     base = next((r.mean_ms for r in rows if r.L == 0), None)
     for r in rows:
@@ -357,11 +378,11 @@ def top1000_rows(cls_ranker: SplitRanker, twin_ranker: SplitRanker, data: Data, 
 
 
 # ------------------------------------------------------------------------------------- section 5
-def cross_encoder_compare(ce_path: Path, data: Data, s: Settings) -> dict:
-    """Our L = 0 against sentence-transformers' CrossEncoder on pairs neither truncates."""
+def cross_encoder_compare(ce_path: Path, data: Data, s: Settings, dtype: str = "fp32") -> dict:
+    """Our L = 0 against sentence-transformers' CrossEncoder on pairs neither truncates, both in ``dtype``."""
     from sentence_transformers import CrossEncoder
 
-    ranker = SplitRanker.from_pretrained(ce_path, split=0, max_query_length=MAX_Q, max_doc_length=MAX_D)
+    ranker = SplitRanker.from_pretrained(ce_path, split=0, max_query_length=MAX_Q, max_doc_length=MAX_D, dtype=dtype)
     tok = ranker.tokenizer
     pairs = []
     for q in pick_queries(data, 43):
@@ -377,7 +398,8 @@ def cross_encoder_compare(ce_path: Path, data: Data, s: Settings) -> dict:
     pairs = pairs[: s.ce_pairs]
     qs, ds = [p[0] for p in pairs], [p[1] for p in pairs]
     ce = CrossEncoder(str(ce_path), max_length=256, device="cpu", activation_fn=torch.nn.Identity())
-    result: dict[str, Any] = {"pairs": len(pairs), "repeats": s.ce_repeats,
+    ce.model.to(TORCH_DTYPES[dtype])
+    result: dict[str, Any] = {"dtype": dtype, "pairs": len(pairs), "repeats": s.ce_repeats,
                               "truncation": "only pairs with query side <= 32 and document side <= 224 tokens "
                                             "(so neither our 32+224 nor CrossEncoder's 256 truncates)",
                               "mean_pair_tokens": statistics.mean(
@@ -395,8 +417,8 @@ def cross_encoder_compare(ce_path: Path, data: Data, s: Settings) -> dict:
             t_ours.append(time.perf_counter() - start)
         result[f"batch_{bs}"] = {"cross_encoder_ms": min(t_ce) * 1e3, "ours_ms": min(t_ours) * 1e3,
                                  "ours_over_theirs": min(t_ours) / min(t_ce),
-                                 "max_abs_score_diff": float(np.abs(np.asarray(theirs) - ours.numpy()).max())}
-        log(f"CrossEncoder batch {bs}: theirs {min(t_ce) * 1e3:.0f} ms, ours {min(t_ours) * 1e3:.0f} ms")
+                                 "max_abs_score_diff": float(np.abs(np.asarray(theirs, dtype=np.float32) - ours.float().numpy()).max())}
+        log(f"CrossEncoder {dtype} batch {bs}: theirs {min(t_ce) * 1e3:.0f} ms, ours {min(t_ours) * 1e3:.0f} ms")
     return result
 
 
@@ -407,7 +429,8 @@ def _shown(path: Path) -> str:
 
 
 def _key(r: dict) -> tuple:
-    return (r["section"], r["model"], r["L"], r["cache_kind"], r["storage"], r["precompute"], r["batch_size"])
+    return (r["section"], r["model"], r.get("dtype", "fp32"), r["L"], r["cache_kind"], r["storage"], r["precompute"],
+            r["batch_size"])
 
 
 def before_rows(before: dict, result: dict, path: Path) -> dict:
@@ -504,15 +527,16 @@ def int8_effectiveness(minilm: Path, tmp: Path, splits: Sequence[int], runs_dir:
     return out
 
 
-def sentence_transformers_encode_compare(minilm: Path, data: Data, s: Settings, tmp: Path) -> dict:
+def sentence_transformers_encode_compare(minilm: Path, data: Data, s: Settings, tmp: Path, dtype: str = "fp32") -> dict:
     """Cache build at L = T against ``SentenceTransformer.encode`` of the same model and passages,
-    in this run (same threads, same maximum length, batch 64 for both)."""
+    in this run (same threads, same maximum length, batch 64 for both, both in ``dtype``)."""
     from sentence_transformers import SentenceTransformer
 
     ids = sorted(data.texts)[: s.encode_docs]
     docs = [(d, data.texts[d]) for d in ids]
-    twin = SplitRanker.from_pretrained(minilm, split=6, max_query_length=MAX_Q, max_doc_length=MAX_D)
+    twin = SplitRanker.from_pretrained(minilm, split=6, max_query_length=MAX_Q, max_doc_length=MAX_D, dtype=dtype)
     model = SentenceTransformer(str(minilm), device="cpu")
+    model.to(TORCH_DTYPES[dtype])
     model.max_seq_length = MAX_D
     texts = [t for _, t in docs]
     model.encode(texts[:64], batch_size=64)
@@ -526,10 +550,10 @@ def sentence_transformers_encode_compare(minilm: Path, data: Data, s: Settings, 
         model.encode(texts, batch_size=64)
         encodes.append(time.perf_counter() - start)
     shutil.rmtree(tmp / "encode-build", ignore_errors=True)
-    result = {"docs": len(docs), "max_length": MAX_D, "batch_size": 64, "repeats": 2,
+    result = {"dtype": dtype, "docs": len(docs), "max_length": MAX_D, "batch_size": 64, "repeats": 2,
               "cache_build_docs_per_s": len(docs) / min(builds), "encode_docs_per_s": len(docs) / min(encodes)}
     result["build_over_encode"] = result["cache_build_docs_per_s"] / result["encode_docs_per_s"]
-    log(f"L=T cache build {result['cache_build_docs_per_s']:.1f} docs/s vs SentenceTransformer.encode "
+    log(f"L=T cache build ({dtype}) {result['cache_build_docs_per_s']:.1f} docs/s vs SentenceTransformer.encode "
         f"{result['encode_docs_per_s']:.1f} docs/s: {result['build_over_encode']:.2f}x")
     return result
 
@@ -723,16 +747,22 @@ def batch_size_effect(cls_ranker: SplitRanker, data: Data, tmp: Path, s: Setting
 
 # ----------------------------------------------------------------------------------- reporting
 def row_table(rows: list[Row]) -> str:
-    head = ("| model | L | head/layout | cache | storage | pre | cand | q | rep | bs | mean ms | median ms | GFLOP "
-            "| bound ms | ratio | ratio (padded FLOPs) | x vs L=0 | build docs/s |")
-    lines = [head, "|" + "---|" * 18]
+    head = ("| model | dtype | L | head/layout | cache | storage | pre | cand | q | rep | bs | mean ms | median ms | GFLOP "
+            "| bound ms | ratio | ratio (padded FLOPs) | MB moved | roofline ms | measured / roofline | x vs L=0 "
+            "| build docs/s |")
+    lines = [head, "|" + "---|" * 22]
     for r in rows:
         lines.append(
-            f"| {r.model} | {r.L} | {r.head}/{r.layout} | {r.cache_kind} | {r.storage} | {r.precompute} | "
+            f"| {r.model} | {r.dtype} | {r.L} | {r.head}/{r.layout} | {r.cache_kind} | {r.storage} | {r.precompute} | "
             f"{r.candidates} | {r.queries} | {r.repeats} | {r.batch_size} | {r.mean_ms:.2f} | {r.median_ms:.2f} | "
             f"{r.gflops:.3f} | {r.flop_bound_ms:.2f} | {r.ratio:.2f} | {r.ratio_padded:.2f} | "
+            f"{_opt(r.mbytes, 2)} | {_opt(r.roofline_ms, 2)} | {_opt(r.ratio_roofline, 2)} | "
             f"{'' if r.speedup_vs_L0 is None else f'{r.speedup_vs_L0:.1f}'} | {r.build.get('docs_per_s', '')} |")
     return "\n".join(lines)
+
+
+def _opt(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
 
 
 def breakdown_lines(breakdown: list[dict]) -> list[str]:
@@ -818,8 +848,9 @@ def render_markdown(result: dict) -> str:
 
 
 def evaluate_targets(result: dict) -> list[dict]:
-    rows = [Row(**r) for r in result["rows"]]
-    targets = []
+    every = [Row(**r) for r in result["rows"]]
+    targets = precision_targets(result, every)
+    rows = [r for r in every if r.dtype == "fp32"]  # the targets below were set for fp32
     twin = [r for r in rows if r.section == "top1000" and r.L == r.T and r.storage == "fp16"]
     if twin:
         targets.append({"target": "twin (L=T, fp16) top-1000 < 20 ms/query incl. query encoding",
@@ -879,6 +910,41 @@ def evaluate_targets(result: dict) -> list[dict]:
     return targets
 
 
+def precision_targets(result: dict, rows: list[Row]) -> list[dict]:
+    """The roofline and speed-up goals, in every precision measured, and the bf16 peers' goals."""
+    targets = []
+    for dtype in dict.fromkeys(r.dtype for r in rows):
+        main = [r for r in rows if r.section == "top100" and r.dtype == dtype and r.ratio_roofline is not None]
+        if main:
+            worst = max(main, key=lambda r: r.ratio_roofline)
+            targets.append({"target": f"{dtype}: measured / roofline <= 1.5 at every L (top-100 rows)",
+                            "met": all(r.ratio_roofline <= 1.5 for r in main),
+                            "measured": f"worst {worst.ratio_roofline:.2f} ({worst.model} L={worst.L} "
+                                        f"{worst.cache_kind}/{worst.storage})"})
+        mini = [r for r in rows if r.section == "top100" and r.dtype == dtype and r.model == "MiniLM-L6" and r.speedup_vs_L0]
+        for what, pick, goal in (("L = T-1 with K/V", lambda r: r.L == r.T - 1 and r.precompute == "kv", 150),
+                                 ("twin", lambda r: r.L == r.T, 400)):
+            chosen = [r for r in mini if pick(r)]
+            if chosen:
+                best = max(r.speedup_vs_L0 for r in chosen)
+                targets.append({"target": f"{dtype}: MiniLM {what} >= {goal}x faster than L = 0 (top-100)",
+                                "met": best >= goal, "measured": f"{best:.1f}x"})
+    fp32 = {(r.model, r.L, r.storage, r.precompute): r for r in rows if r.section == "top100" and r.dtype == "fp32"}
+    for dtype, peers in result.get("precisions", {}).items():
+        l0 = [r for r in rows if r.section == "top100" and r.dtype == dtype and r.model == "MiniLM-L6" and r.L == 0]
+        base = fp32.get(("MiniLM-L6", 0, "ids", "none"))
+        if l0 and base:
+            targets.append({"target": f"{dtype} at L = 0 <= 0.5x the fp32 time", "met": l0[0].mean_ms <= 0.5 * base.mean_ms,
+                            "measured": f"{l0[0].mean_ms / base.mean_ms:.2f}x"})
+        ce = peers["cross_encoder"]["batch_32"]["ours_over_theirs"]
+        targets.append({"target": f"{dtype}: L = 0 <= 0.8x of CrossEncoder in {dtype} (batch 32)", "met": ce <= 0.8,
+                        "measured": f"{ce:.2f}"})
+        enc = peers["sentence_transformers_encode"]["build_over_encode"]
+        targets.append({"target": f"{dtype}: cache build at L = T >= 1.2x SentenceTransformer.encode in {dtype}",
+                        "met": enc >= 1.2, "measured": f"{enc:.2f}x"})
+    return targets
+
+
 # ----------------------------------------------------------------------------------------- main
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -890,6 +956,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--before", type=Path, default=None,
                         help="rerank_latency.json of an earlier version measured on this machine: its rows are shown "
                              "next to the new ones")
+    has_bf16 = auto_dtype("cpu", read_cpu_flags()) == "bf16"
+    parser.add_argument("--dtypes", nargs="+", choices=list(TORCH_DTYPES), default=["fp32", "bf16"] if has_bf16 else ["fp32"],
+                        help="precisions the split sweeps and the sentence-transformers peers run in (default: fp32, and "
+                             "bf16 where the CPU has AMX or AVX512-BF16)")
     args = parser.parse_args(argv)
 
     wall = time.perf_counter()
@@ -906,7 +976,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         # packed Linear the encoder runs with at inference.
         peak = max(matmul_peak(repeats=peak_repeats), linear_peak(repeats=peak_repeats))
         peak_int8 = linear_peak(repeats=peak_repeats, quantization="int8")
+        # the memory side of the roofline: a copy well above the last-level cache
+        MACHINE["last_level_cache"] = last_level_cache_bytes()
+        MACHINE["bandwidth"] = memory_bandwidth(mib=max(256, 8 * (MACHINE["last_level_cache"] or 0) // 2**20),
+                                                repeats=peak_repeats // 2)
         log(f"fp32 peak {peak / 1e9:.1f} GFLOP/s, int8 Linear peak {peak_int8 / 1e9:.1f} GFLOP/s, "
+            f"bandwidth {MACHINE['bandwidth'] / 1e9:.1f} GB/s, last-level cache {MACHINE['last_level_cache']} B, "
             f"torch {torch.__version__}, {torch.get_num_threads()} threads")
         data = load_data()
         log(f"data: {len(data.queries)} queries, {len(data.texts)} passages")
@@ -938,21 +1013,49 @@ def main(argv: Sequence[str] | None = None) -> None:
         bq = pick_queries(data, s.bert_queries)
         rows += split_sweep("BERT-base-random", bert_cls, bert_twin, data, bq, bq, s.bert_splits,
                             lambda L: ("fp16",), (11,), tmp, s, peak)
+        # The split sweeps and the peers again in each other precision, bounds against that precision's peak.
+        precisions: dict[str, dict] = {}
+        for dtype in (d for d in args.dtypes if d != "fp32"):
+            low_peak = matmul_peak(repeats=peak_repeats, dtype=TORCH_DTYPES[dtype])
+            log(f"{dtype} matmul peak {low_peak / 1e9:.1f} GFLOP/s")
+            low = dict(lengths, dtype=dtype)
+            rows += split_sweep("MiniLM-L6", SplitRanker.from_pretrained(ce_path, split=0, **low),
+                                SplitRanker.from_pretrained(minilm, split=6, **low), data,
+                                pick_queries(data, s.minilm_queries), pick_queries(data, s.minilm_slow_queries),
+                                range(T + 1), lambda L: ("fp16",), range(1, T), tmp, s, low_peak)
+            rows += split_sweep("BERT-base-random", SplitRanker.from_pretrained(bert_path, split=0, **low),
+                                SplitRanker.from_pretrained(bert_path, split=12, head="twin", pooling="mean",
+                                                            crossing="cosine", **low),
+                                data, bq, bq, s.bert_splits, lambda L: ("fp16",), (11,), tmp, s, low_peak)
+            precisions[dtype] = {"matmul_peak_gflops": low_peak / 1e9,
+                                 "cross_encoder": cross_encoder_compare(ce_path, data, s, dtype),
+                                 "sentence_transformers_encode": sentence_transformers_encode_compare(minilm, data, s, tmp,
+                                                                                                      dtype)}
         # The machine is shared: take the better of two peak measurements (start and end of the run).
         peak_end = max(matmul_peak(repeats=peak_repeats), linear_peak(repeats=peak_repeats))
         log(f"matmul peak at the end {peak_end / 1e9:.1f} GFLOP/s")
         if peak_end > peak:
-            for r in (r for r in rows if "int8" not in r.model):  # both int8 kinds keep the start-of-run peaks
+            for r in (r for r in rows if "int8" not in r.model and r.dtype == "fp32"):  # int8 and bf16 keep theirs
                 scale = peak_end / peak
                 r.flop_bound_ms /= scale
                 r.ratio *= scale
                 r.ratio_padded *= scale
+                if r.roofline_ms is not None:  # the memory term is unchanged; the FLOP term shrinks
+                    flop_s = r.gflops * 1e9 / peak_end
+                    r.roofline_ms = max(flop_s, r.mbytes * 1e6 / MACHINE["bandwidth"]) * 1e3
+                    r.ratio_roofline = r.mean_ms / r.roofline_ms
 
         result = {
             "meta": {"seed": s.seed, "torch": torch.__version__, "transformers": __import__("transformers").__version__,
                      "sentence_transformers": __import__("sentence_transformers").__version__,
                      "python": sys.version.split()[0], "platform": platform.platform(), "threads": torch.get_num_threads(),
                      "cpu_count": os.cpu_count(), "matmul_peak_gflops": max(peak, peak_end) / 1e9,
+                     "memory_bandwidth_gbps": MACHINE["bandwidth"] / 1e9, "last_level_cache_bytes": MACHINE["last_level_cache"],
+                     "roofline": "max(FLOPs / matmul peak of the row's precision, bytes moved / measured copy bandwidth); "
+                                 "bytes: the query side's layer weights once, the joint layers' weights once per batch "
+                                 "unless they fit in the last-level cache, and the candidates' cached representations",
+                     "dtypes": args.dtypes, "cpu_bf16_flags": sorted(f for f in read_cpu_flags()
+                                                                     if f in ("amx_bf16", "avx512_bf16")),
                      "matmul_peak_start_end_gflops": [peak / 1e9, peak_end / 1e9], "matmul_peak_repeats": peak_repeats,
                      "peak": "fp32: the better of torch.mm and the packed Linear kernel (2048^2); int8 rows: the "
                              "dynamic int8 Linear kernel (2048^2); int8-except-ffn-output rows: the feed-forward "
@@ -976,6 +1079,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "storage": storage,
             "breakdown": bd,
             "sentence_transformers_encode": encode,
+            "precisions": precisions,
             "int8_effectiveness": int8_effectiveness(minilm, tmp, s.effectiveness_splits,
                                                      args.out / "rerank_latency_runs"),
         }

@@ -105,6 +105,8 @@ class RankerConfig:
             (:data:`lateint.modeling.linear_kernels.QUANTIZATIONS`): ``none`` (fp32), ``int8``
             (dynamic int8 quantisation, which changes scores slightly) or ``int8-except-ffn-output``
             (int8 with each layer's feed-forward output projection in fp32).
+        dtype: the precision the ranker runs in (``fp32``, ``bf16`` or ``fp16``; see
+            :mod:`lateint.precision`), always resolved (never ``auto``).
     """
 
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
@@ -114,6 +116,7 @@ class RankerConfig:
     #: Seed used to initialise any weights not taken from a checkpoint.
     seed: int = 0
     quantization: str = "none"
+    dtype: str = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict."""
@@ -137,7 +140,7 @@ class RankerConfig:
             data["head"] = head
         if not all(isinstance(data.get(k, {}), dict) for k in ("encoder", "sides", "head")):
             raise ConfigError("a lateint config's 'encoder', 'sides' and 'head' must be JSON objects.")
-        unknown = set(data) - {"encoder", "split", "sides", "head", "seed", "quantization"}
+        unknown = set(data) - {"encoder", "split", "sides", "head", "seed", "quantization", "dtype"}
         if unknown:
             raise ConfigError(f"lateint config has unknown field(s) {sorted(unknown)}.")
         try:
@@ -148,6 +151,7 @@ class RankerConfig:
                 head=HeadSettings(**data.get("head", {})),
                 seed=int(data.get("seed", 0)),
                 quantization=data.get("quantization", "none"),
+                dtype=data.get("dtype", "fp32"),
             )
         except TypeError as exc:
             raise ConfigError(f"lateint config has an unknown or missing field: {exc}") from exc
@@ -172,6 +176,14 @@ class RankerConfig:
 
         if self.quantization not in QUANTIZATIONS:
             raise ConfigError(f"quantization={self.quantization!r} is unknown; use one of {', '.join(QUANTIZATIONS)}.")
+        from lateint.precision import TORCH_DTYPES
+
+        if self.dtype not in TORCH_DTYPES:
+            raise ConfigError(f"dtype={self.dtype!r} is not a precision a ranker runs in; use one of "
+                              f"{', '.join(TORCH_DTYPES)} ('auto' is resolved when the ranker is loaded).")
+        if self.quantization != "none" and self.dtype != "fp32":
+            raise ConfigError(f"quantization={self.quantization!r} quantizes fp32 Linear layers; it cannot run in "
+                              f"dtype={self.dtype!r}. Use dtype='fp32' with it, or quantization='none'.")
         if self.sides.layout not in LAYOUTS:
             raise ConfigError(f"layout={self.sides.layout!r} is unknown; use one of {', '.join(LAYOUTS)}.")
         if head.name not in HEADS:

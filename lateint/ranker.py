@@ -26,6 +26,7 @@ from lateint.modeling.heads import Head, SideRep
 from lateint.modeling.linear_kernels import use_fast_linears
 from lateint.modeling.split_encoder import SplitEncoder, SplitEncoderOutput
 from lateint.modes import evaluating
+from lateint.precision import dtype_name, resolve_dtype, torch_dtype
 from lateint.tokenization import PairTokenizer, SideBatch, SideTokens, check_texts
 
 
@@ -76,7 +77,7 @@ class SplitRanker(nn.Module):
         max_query_length: int | None = None,
         max_doc_length: int | None = None,
         device: str | torch.device | None = None,
-        dtype: torch.dtype | None = None,
+        dtype: torch.dtype | str | None = None,
         seed: int = 0,
         revision: str | None = None,
         token: str | bool | None = None,
@@ -98,7 +99,10 @@ class SplitRanker(nn.Module):
             pooling, crossing: twin head options.
             num_layers: use only the first T layers of the checkpoint.
             max_query_length, max_doc_length: side lengths in tokens, special tokens included.
-            device, dtype: where and in which precision to run (bf16/fp16 are for GPUs).
+            device: where to run (``cpu``, ``cuda`` ...); default: where the weights load (the CPU).
+            dtype: the precision to run in: ``fp32``, ``bf16``, ``fp16`` or ``auto`` (bf16 on CUDA
+                and on CPUs with AMX or AVX512-BF16, else fp32; see :mod:`lateint.precision`), or a
+                torch dtype; default: the saved setting, else fp32. Recorded resolved in the config.
             seed: seed for any weight not in the checkpoint (recorded in the config).
             revision: for a hub id, the branch, tag or commit to download.
             token: for a hub id, the token for private or gated repositories.
@@ -121,10 +125,13 @@ class SplitRanker(nn.Module):
         )
         if quantization is not None:
             parts.config.quantization = quantization
+        if dtype is not None:
+            parts.config.dtype = resolve_dtype(dtype, device)
         ranker = cls(SplitEncoder(parts.backbone), parts.head, parts.tokenizer, parts.config)
         ranker.eval()
-        if device is not None or dtype is not None:
-            ranker.to(device=device, dtype=dtype)
+        target = torch_dtype(ranker.config.dtype)
+        if device is not None or ranker.dtype != target:
+            ranker.to(device=device, dtype=target)
         return ranker
 
     def save_pretrained(self, folder: str | os.PathLike, *, card: dict | None = None) -> Path:
@@ -166,6 +173,15 @@ class SplitRanker(nn.Module):
         self.config = view.config
         self._pair_tokenizer = view._pair_tokenizer
         return self
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to(), .half(), .bfloat16() ... all pass here: the config keeps naming the precision the
+        # weights are in, so results and caches record what actually ran.
+        out = super()._apply(fn, *args, **kwargs)
+        name = dtype_name(self.dtype)
+        if name is not None:
+            self.config.dtype = name
+        return out
 
     # -- properties ----------------------------------------------------------------------------
     @property

@@ -121,3 +121,93 @@ def toml_value(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
     raise ConfigError(f"cannot write {value!r} to TOML.")
+
+
+# -- command-line overrides ----------------------------------------------------------------------
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``KEY=VALUE`` from ``--set`` as (the dotted key's parts, the value).
+
+    The value is read as a TOML value (``1000``, ``1e-5``, ``true``, ``[0, 2]``, ``"text"``); anything
+    that is not one (``bf16``, ``runs/x``) is taken as a string, as a quoted TOML string would be.
+
+    Raises:
+        ConfigError: no ``=``, or an empty key or key part.
+    """
+    key, sep, value = text.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(p.strip() for p in parts):
+        raise ConfigError(f"--set {text!r} must be KEY=VALUE, e.g. --set data.shuffle_buffer=1000 or --set optim.lr=1e-5.")
+    value = value.strip()
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    return [p.strip() for p in parts], parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...],
+                    tables: dict[str, set[str]] | None = None) -> dict[str, Any]:
+    """A copy of the parsed TOML ``raw`` with each ``--set KEY=VALUE`` put in, to be checked by the same
+    loader as the file (so values are typed and validated exactly as written in it).
+
+    ``KEY`` is dotted (``data.shuffle_buffer``; a number picks an entry of an array of tables,
+    ``models.0.dtype``). ``tables`` (table name -> its keys, ``""`` for the top level) lets a bare key
+    name the one table that has it (``lr`` for ``optim.lr``).
+
+    Raises:
+        ConfigError: a malformed override, a bare key that no table or several tables have, or a path
+            through something that is not a table.
+    """
+    import copy
+
+    raw = copy.deepcopy(raw)
+    for text in overrides:
+        parts, value = parse_override(text)
+        if len(parts) == 1 and tables is not None and parts[0] not in tables.get("", set()):
+            owners = sorted(name for name, keys in tables.items() if name and parts[0] in keys)
+            if len(owners) > 1:
+                raise ConfigError(f"--set {text!r}: {parts[0]!r} is a key of several tables ({', '.join(owners)}); "
+                                  f"name one, e.g. --set {owners[0]}.{parts[0]}=...")
+            if owners:
+                parts = [owners[0], parts[0]]
+        node: Any = raw
+        for i, part in enumerate(parts[:-1]):
+            where = ".".join(parts[: i + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"--set {text!r}: {where} must be an index below {len(node)}.")
+                node = node[int(part)]
+            elif isinstance(node, dict):
+                node = node.setdefault(part, {})
+            if not isinstance(node, (dict, list)):
+                raise ConfigError(f"--set {text!r}: {where} is a value, not a table; give its own key.")
+        if isinstance(node, list):
+            raise ConfigError(f"--set {text!r}: {'.'.join(parts)} names an array entry; set one of its keys.")
+        node[parts[-1]] = value
+    return raw
+
+
+def dataclass_tables(cls: type) -> dict[str, set[str]]:
+    """The ``tables`` of :func:`apply_overrides` for a config dataclass: its own keys under ``""``,
+    and the keys of each nested dataclass field under that field's name."""
+    tables: dict[str, set[str]] = {"": set()}
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tables[""].add(f.name)
+        hint = hints[f.name]
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            tables[f.name] = {g.name for g in dataclasses.fields(hint)}
+    return tables
+
+
+def to_toml_text(top: dict[str, Any], tables: list[tuple[str, dict[str, Any]]]) -> str:
+    """TOML text of the ``top`` keys and then each ``(header, keys)`` table (``header`` as written:
+    ``[data]``, ``[[models]]``). Every key is written, None as ``"none"`` (how the loaders read an
+    unset optional setting), so the text shows defaults too and loads back to the same settings."""
+    def assignment(key: str, value: Any) -> str:
+        return f"{key} = {toml_value('none' if value is None else value)}"
+
+    text = [assignment(k, v) for k, v in top.items()]
+    for header, keys in tables:
+        text += ["", header, *(assignment(k, v) for k, v in keys.items())]
+    return "\n".join(text).strip() + "\n"

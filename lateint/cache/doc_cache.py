@@ -145,7 +145,10 @@ class DocCache:
         shard_size = _positive_int(shard_size, "shard_size")
         representation = representation_for(ranker, storage, compressor, precompute)
         fingerprint = representation_fingerprint(representation)
-        metadata = {"fingerprint": fingerprint, "settings": cache_description(representation)}
+        # The precision is also in the settings (and so the fingerprint) when it is not fp32; here it is
+        # recorded for every cache, readable without knowing that convention.
+        metadata = {"fingerprint": fingerprint, "settings": cache_description(representation),
+                    "dtype": ranker.config.dtype}
         if text is not None:
             metadata["text"] = text
         if total is None and hasattr(docs, "__len__"):
@@ -223,6 +226,11 @@ class DocCache:
         return self.reader.metadata["settings"]
 
     @property
+    def dtype(self) -> str:
+        """The precision the cache's values were computed in (``fp32`` for caches that predate the record)."""
+        return self.reader.metadata.get("dtype") or self.settings.get("dtype", "fp32")
+
+    @property
     def representation_name(self) -> str:
         """What the cache stores: ``tokens``, ``states``, ``kv``, ``vector`` or ``token_vectors``."""
         return self.settings["representation"]
@@ -234,6 +242,7 @@ class DocCache:
         """Sizes: documents, tokens, bytes per token and per document, per field."""
         info = self.reader.info()
         info["settings"] = self.settings
+        info["dtype"] = self.dtype
         build = self.path / _BUILD_FILE
         if build.exists():
             try:
@@ -268,6 +277,12 @@ class DocCache:
         if any(state.holds(representation) for state in self._verified):
             return representation
         s = self.settings
+        built, runs = self.dtype, ranker.config.dtype
+        if built != runs:
+            # No pair of precisions is proven exact: states computed in one and scored in another differ.
+            raise CacheMismatchError(
+                f"the document cache at {self.path} was built in {built} and this ranker runs in {runs}; "
+                f"run the ranker with dtype {built} (--dtype {built}) or build a {runs} cache at a new path.")
         if representation_fingerprint(representation) != self.reader.metadata["fingerprint"]:
             mine = cache_description(representation)
             diffs = [f"{k}: cache {s.get(k)!r} vs ranker {mine.get(k)!r}" for k in sorted(set(s) | set(mine)) if s.get(k) != mine.get(k)]

@@ -245,7 +245,8 @@ def _build(args: argparse.Namespace, out: Path, num_shards: int, shard_index: in
 def _print_info(info: dict) -> None:
     print(f"documents: {info['docs']}  shards: {info['shards']}  bytes: {info['bytes']:,}")
     settings = info.get("settings", {})
-    print("settings: " + ", ".join(f"{k}={v}" for k, v in settings.items() if k != "head"))
+    print("settings: " + ", ".join(f"{k}={v}" for k, v in settings.items() if k != "head")
+          + (f", computed in {info['dtype']}" if "dtype" in info else ""))
     for name, f in info["fields"].items():
         dims = f["shape"][0] if f["shape"] else 1
         print(f"  {name}: {f['codec']} x {f['shape']}, {f['tokens']:,} tokens, {f['bytes_per_token']:.1f} B/token "

@@ -8,6 +8,7 @@ from lateint.checkpoints import DEFAULT_MODEL
 from lateint.config import CROSSINGS, HEADS, LAYOUTS, POOLINGS
 from lateint.modeling.linear_kernels import QUANTIZATIONS
 from lateint.modeling.representations import STORAGES
+from lateint.precision import DTYPES
 
 #: The document cache precision every command uses unless told otherwise.
 DEFAULT_STORAGE = "fp16"
@@ -46,11 +47,27 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-query-length", type=int, default=None)
     g.add_argument("--max-doc-length", type=int, default=None)
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    add_dtype_argument(g)
     g.add_argument("--seed", type=int, default=0, help="seed for weights not in the checkpoint (default 0)")
     g.add_argument("--quantization", default=None, choices=QUANTIZATIONS,
                    help="int8: dynamic int8 Linear layers at CPU inference (faster; scores change slightly); "
                         "int8-except-ffn-output: the same with each feed-forward output projection in fp32 "
                         "(closer to fp32); default: the checkpoint's setting, else none")
+
+
+def add_dtype_argument(parser, default: str | None = None, what: str = "the checkpoint's setting, else fp32") -> None:
+    """``--dtype``, which every command that runs a model takes."""
+    parser.add_argument("--dtype", default=default, choices=DTYPES,
+                        help="precision the model runs in: fp32 (exact), bf16, fp16, or auto (bf16 on CUDA and on "
+                             f"CPUs with AMX or AVX512-BF16, else fp32); default: {what}")
+
+
+def add_set_argument(parser: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE`` (repeatable), which every config-driven command takes."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config setting, typed and checked as in the file (repeatable), e.g. "
+                             "--set data.shuffle_buffer=1000 --set optim.lr=1e-5; a bare key names the one table "
+                             "that has it (lr = optim.lr)")
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, batch_size: int = 128) -> None:
@@ -90,7 +107,7 @@ def load_ranker(args: argparse.Namespace):
         args.model, split=args.split, head=args.head, pooling=args.pooling, crossing=args.crossing,
         layout=args.layout, num_layers=args.num_layers, max_query_length=args.max_query_length,
         max_doc_length=args.max_doc_length, device=device, seed=args.seed,
-        quantization=getattr(args, "quantization", None),
+        quantization=getattr(args, "quantization", None), dtype=getattr(args, "dtype", None),
     )
 
 

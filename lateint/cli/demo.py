@@ -7,7 +7,7 @@ import json
 import time
 
 from lateint.checkpoints import DEFAULT_MODEL
-from lateint.cli.common import add_device_argument, add_run_arguments
+from lateint.cli.common import add_device_argument, add_dtype_argument, add_run_arguments
 from lateint.examples import example_pairs
 
 
@@ -25,6 +25,7 @@ def add_demo_command(subparsers) -> None:
     p.add_argument("--json", dest="json_out", default=None, metavar="SCORES.json",
                    help="also write the scores to this JSON file")
     add_device_argument(p)
+    add_dtype_argument(p)
     add_run_arguments(p, batch_size=32)
     p.set_defaults(func=run_demo)
 
@@ -34,9 +35,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
     queries, docs, labels = example_pairs()
     base = SplitRanker.from_pretrained(args.model, head=args.head, pooling=args.pooling, crossing=args.crossing,
-                                       device=args.device)
+                                       device=args.device, dtype=args.dtype)
     T = base.num_layers
-    print(f"model: {args.model}  (T = {T} layers, head = {args.head})")
+    print(f"model: {args.model}  (T = {T} layers, head = {args.head}, dtype = {base.config.dtype})")
     print(f"{len(set(queries))} queries x {len(docs) // len(set(queries))} passages; * marks the relevant passage\n")
     rows = []
     for split in range(T + 1):
@@ -63,5 +64,5 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"p{i + 1}{'*' if labels[i] else ' '} [{q}] {d[:width]}")
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as f:
-            json.dump({"model": args.model, "head": args.head, "rows": rows}, f, indent=2)
+            json.dump({"model": args.model, "head": args.head, "dtype": base.config.dtype, "rows": rows}, f, indent=2)
     return 0

@@ -11,6 +11,7 @@ from lateint.errors import LateintError
 
 def build_parser() -> argparse.ArgumentParser:
     from lateint.cli.cache import add_cache_command
+    from lateint.cli.config import add_config_command
     from lateint.cli.demo import add_demo_command
     from lateint.cli.rerank import add_rerank_command
     from lateint.cli.retrieve import add_retrieve_command
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sweep_command(sub)
     add_train_command(sub)
     add_crossval_command(sub)
+    add_config_command(sub)
     return parser
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lateint.cli.common import positive_int
+from lateint.cli.common import add_dtype_argument, add_set_argument, positive_int
 
 
 def add_sweep_command(subparsers) -> None:
@@ -19,6 +19,8 @@ def add_sweep_command(subparsers) -> None:
     p.add_argument("--max-queries", type=positive_int, default=None, help="only the first N queries (a quick look)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
     p.add_argument("--batch-size", type=positive_int, default=None, help="pairs per forward pass (default: the config's)")
+    add_set_argument(p)
+    add_dtype_argument(p, what="the config's [sweep] dtype, else fp32; a [[models]] entry's own dtype wins")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run_sweep_command)
 
@@ -26,11 +28,13 @@ def add_sweep_command(subparsers) -> None:
 def run_sweep_command(args: argparse.Namespace) -> int:
     from lateint.sweep import load_sweep_config, run_sweep
 
-    config = load_sweep_config(args.config)
+    config = load_sweep_config(args.config, args.overrides)
     if args.max_queries is not None:
         config.data.max_queries = args.max_queries
     if args.batch_size is not None:
         config.batch_size = args.batch_size
+    if args.dtype is not None:
+        config.dtype = args.dtype
     print(f"sweep {config.name!r}: {len(config.models)} model(s), heads "
           f"{[h.label() for h in config.points.heads]}, splits {config.points.splits}, storage {config.points.storage}, "
           f"{config.data.dataset} / {config.data.first_stage} top-{config.data.depth}")

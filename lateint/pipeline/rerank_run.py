@@ -70,6 +70,8 @@ def run_tag(ranker, model_name: str, storage: str) -> str:
     if c.head.name == "twin":
         parts += [c.head.pooling, c.head.crossing]
     parts += [c.sides.layout, storage]
+    if c.dtype != "fp32":
+        parts.append(c.dtype)
     return "-".join(parts)
 
 
@@ -81,7 +83,10 @@ def candidate_docs(candidates: RankedLists) -> list[str]:
 def cache_folder_for(root: Path, ranker, storage: str, doc_ids: list[str], dataset: str) -> Path:
     """A cache folder name that changes whenever the configuration or the document set does."""
     c = ranker.config
-    key = json.dumps([c.to_dict(), storage, dataset, hashlib.sha256("\n".join(sorted(doc_ids)).encode()).hexdigest()])
+    settings = c.to_dict()
+    if settings["dtype"] == "fp32":  # left out so that fp32 folders keep the names they had before dtype existed
+        del settings["dtype"]
+    key = json.dumps([settings, storage, dataset, hashlib.sha256("\n".join(sorted(doc_ids)).encode()).hexdigest()])
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return root / f"L{ranker.split}-{c.head.name}-{storage}-{digest}"
 

@@ -1,7 +1,7 @@
 """Sweep configuration: small dataclasses read from a TOML file.
 
-A sweep file has the sections ``[sweep]`` (name, seed), ``[[models]]`` (path, name, optional
-num_layers, lengths, splits, group and quantization), ``[points]`` (splits: a list or ``"all"``,
+A sweep file has the sections ``[sweep]`` (name, seed, batch_size, dtype), ``[[models]]`` (path, name, optional
+num_layers, lengths, splits, group, quantization and dtype), ``[points]`` (splits: a list or ``"all"``,
 storage options, and ``[[points.heads]]`` tables with ``head`` and its options), ``[data]``
 (dataset, first_stage, depth, max_queries) and ``[evaluation]`` (metrics, primary metric,
 correction, stat_test). See ``lateint/sweep/default.toml``.
@@ -12,10 +12,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from lateint.errors import ConfigError
-from lateint.toml_files import build_dataclass, read_toml
+from lateint.precision import check_dtype
+from lateint.toml_files import apply_overrides, build_dataclass, read_toml, to_toml_text
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
 
@@ -44,6 +45,9 @@ class ModelSpec:
             ``int8-except-ffn-output``; see ``RankerConfig.quantization``); None: as the checkpoint
             was saved (fp32 for any other checkpoint). The same path at two quantizations is two
             ``[[models]]`` entries with different names.
+        dtype: the precision it runs in (``fp32``, ``bf16``, ``fp16``, ``auto``; see
+            :mod:`lateint.precision`); None: the sweep's ``dtype``. The same path in two precisions
+            is two ``[[models]]`` entries with different names.
     """
 
     path: str
@@ -55,6 +59,7 @@ class ModelSpec:
     splits: list[int] | str | None = None
     group: str = ""
     quantization: str | None = None
+    dtype: str | None = None
 
     def label(self) -> str:
         return self.name or str(self.path).rstrip("/").split("/")[-1]
@@ -114,6 +119,12 @@ class SweepConfig:
     data: DataSpec = field(default_factory=DataSpec)
     evaluation: EvaluationSpec = field(default_factory=EvaluationSpec)
     batch_size: int = 128
+    #: The precision every model runs in unless its ``[[models]]`` entry says otherwise.
+    dtype: str = "fp32"
+
+    def model_dtype(self, model: ModelSpec) -> str:
+        """The ``dtype`` setting ``model`` runs with (possibly ``auto``)."""
+        return model.dtype if model.dtype is not None else self.dtype
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -150,9 +161,9 @@ def parse_sweep_config(raw: dict[str, Any]) -> SweepConfig:
     if unknown:
         raise ConfigError(f"unknown section(s) {sorted(unknown)}; valid sections are {sorted(known)}.")
     top = raw.get("sweep", {})
-    bad = set(top) - {"name", "seed", "batch_size"}
+    bad = set(top) - {"name", "seed", "batch_size", "dtype"}
     if bad:
-        raise ConfigError(f"unknown key(s) {sorted(bad)} in [sweep]; valid keys are ['batch_size', 'name', 'seed'].")
+        raise ConfigError(f"unknown key(s) {sorted(bad)} in [sweep]; valid keys are ['batch_size', 'dtype', 'name', 'seed'].")
     models = [_build(ModelSpec, m, "models") for m in raw.get("models", [])]
     if not models:
         raise ConfigError("a sweep needs at least one [[models]] entry with a 'path'.")
@@ -170,6 +181,7 @@ def parse_sweep_config(raw: dict[str, Any]) -> SweepConfig:
     points.heads = heads
     config = SweepConfig(
         name=top.get("name", "sweep"), seed=top.get("seed", 0), batch_size=top.get("batch_size", 128),
+        dtype=top.get("dtype", "fp32"),
         models=models, points=points,
         data=_build(DataSpec, raw.get("data", {}), "data"),
         evaluation=_build(EvaluationSpec, raw.get("evaluation", {}), "evaluation"),
@@ -200,6 +212,7 @@ def validate_sweep_config(config: SweepConfig) -> None:
 
     _int(config.seed, "[sweep] seed", 0)
     _int(config.batch_size, "[sweep] batch_size", 1)
+    check_dtype(config.dtype, "[sweep] dtype")
     for m in config.models:
         if not isinstance(m.path, str) or not m.path:
             raise ConfigError(f"[[models]] path must be a non-empty string, got {m.path!r}.")
@@ -212,6 +225,11 @@ def validate_sweep_config(config: SweepConfig) -> None:
         if m.quantization is not None and m.quantization not in QUANTIZATIONS:
             raise ConfigError(f"[[models]] {m.label()}: quantization={m.quantization!r} is unknown; "
                               f"use one of {', '.join(QUANTIZATIONS)}.")
+        if m.dtype is not None:
+            check_dtype(m.dtype, f"[[models]] {m.label()}: dtype")
+        if (m.quantization or "none") != "none" and config.model_dtype(m) != "fp32":
+            raise ConfigError(f"[[models]] {m.label()}: quantization={m.quantization!r} runs in fp32; set dtype = "
+                              f"\"fp32\" for this model (it is {config.model_dtype(m)!r}).")
     points = config.points
     if isinstance(points.splits, str):
         if points.splits != "all":
@@ -253,6 +271,28 @@ def validate_sweep_config(config: SweepConfig) -> None:
         raise ConfigError(f"[evaluation] alpha must be a number between 0 and 1, got {e.alpha!r}.")
 
 
-def load_sweep_config(path: str | Path | None = None) -> SweepConfig:
-    """Read a sweep TOML file (the built-in default when ``path`` is None)."""
-    return parse_sweep_config(read_toml(path if path is not None else DEFAULT_CONFIG, "sweep config"))
+#: The sweep file's sections and their keys (``--set`` finds a bare key's section here).
+SECTION_KEYS = {"": {"sweep", "models", "points", "data", "evaluation"},
+                "sweep": {"name", "seed", "batch_size", "dtype"},
+                "points": {f.name for f in dataclasses.fields(PointsSpec)},
+                "data": {f.name for f in dataclasses.fields(DataSpec)},
+                "evaluation": {f.name for f in dataclasses.fields(EvaluationSpec)}}
+
+
+def load_sweep_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> SweepConfig:
+    """Read a sweep TOML file (the built-in default when ``path`` is None), with ``overrides``
+    (``--set KEY=VALUE``, e.g. ``data.max_queries=5``, ``models.0.dtype=bf16``; see
+    :func:`lateint.toml_files.apply_overrides`) put in before anything is checked."""
+    raw = read_toml(path if path is not None else DEFAULT_CONFIG, "sweep config")
+    return parse_sweep_config(apply_overrides(raw, overrides, SECTION_KEYS))
+
+
+def sweep_config_toml(config: SweepConfig) -> str:
+    """The sweep config as TOML, every setting written (defaults too); it loads back to ``config``."""
+    tables: list[tuple[str, dict[str, Any]]] = [
+        ("[sweep]", {"name": config.name, "seed": config.seed, "batch_size": config.batch_size, "dtype": config.dtype})]
+    tables += [("[[models]]", dataclasses.asdict(m)) for m in config.models]
+    tables.append(("[points]", {"splits": config.points.splits, "storage": config.points.storage}))
+    tables += [("[[points.heads]]", {"head": h.head, **h.options}) for h in config.points.heads]
+    tables += [("[data]", dataclasses.asdict(config.data)), ("[evaluation]", dataclasses.asdict(config.evaluation))]
+    return to_toml_text({}, tables)

@@ -103,14 +103,14 @@ def run_sweep(config: SweepConfig, out: str | Path, *, progress: bool = True, lo
             base = None
             T = None
             if model.trained:
-                base = _load(model, head, None, config.seed, device)
+                base = _load(model, head, None, config.seed, device, config.model_dtype(model))
                 T = base.num_layers
             for point in _points(config, model, head, base):
                 if point.point_id in store:
                     log(f"[{point.point_id}] done earlier, skipped")
                     continue
                 if base is None:
-                    base = _load(model, head, point.split, config.seed, device)
+                    base = _load(model, head, point.split, config.seed, device, config.model_dtype(model))
                     T = base.num_layers
                 if point.split > T:
                     raise ConfigError(f"split {point.split} is out of range for {model.label()} (T = {T}).")
@@ -124,7 +124,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, progress: bool = True, lo
                                         tag=point.point_id, cache_root=out / "caches" / model.label(), storage=point.storage,
                                         batch_size=config.batch_size, progress=progress)
                 record = {"point": point.point_id, "group": point.group, "model": asdict(model), "head": asdict(head),
-                          "split": point.split, "num_layers": T, "storage": point.storage,
+                          "split": point.split, "num_layers": T, "storage": point.storage, "dtype": ranker.config.dtype,
                           "layout": ranker.config.sides.layout, "ranker": ranker.config.to_dict(),
                           "environment": env, **report.to_dict()}
                 store.put(point.point_id, record)
@@ -145,18 +145,18 @@ def run_sweep(config: SweepConfig, out: str | Path, *, progress: bool = True, lo
 TRAINED_HEAD = HeadSpec(head="trained")
 
 
-def _load(model: ModelSpec, head: HeadSpec, split: int | None, seed: int, device: str | None):
+def _load(model: ModelSpec, head: HeadSpec, split: int | None, seed: int, device: str | None, dtype: str):
     from lateint import SplitRanker
 
     if model.trained:  # the checkpoint's own head and split
         return SplitRanker.from_pretrained(model.path, num_layers=model.num_layers,
                                            max_query_length=model.max_query_length,
                                            max_doc_length=model.max_doc_length, seed=seed, device=device,
-                                           quantization=model.quantization)
+                                           quantization=model.quantization, dtype=dtype)
     return SplitRanker.from_pretrained(
         model.path, split=split, head=head.head, num_layers=model.num_layers,
         max_query_length=model.max_query_length, max_doc_length=model.max_doc_length,
-        seed=seed, device=device, quantization=model.quantization, **head.options)
+        seed=seed, device=device, quantization=model.quantization, dtype=dtype, **head.options)
 
 
 def _points(config: SweepConfig, model: ModelSpec, head: HeadSpec, ranker=None) -> list[SweepPoint]:

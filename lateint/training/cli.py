@@ -6,22 +6,27 @@ import argparse
 import json
 from pathlib import Path
 
-from lateint.cli.common import DEFAULT_STORAGE, STORAGES, positive_int
+from lateint.cli.common import DEFAULT_STORAGE, STORAGES, add_dtype_argument, add_set_argument, positive_int
 
 
 def _add_running_arguments(parser: argparse.ArgumentParser) -> None:
+    add_set_argument(parser)
     parser.add_argument("--device", default=None, help="cpu or cuda (overrides the config's device)")
     parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="training groups per step (overrides the config's batch_size)")
+    add_dtype_argument(parser, what="the config's dtype, else fp32 (validation and test scoring; training "
+                                    "arithmetic is the config's amp)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _apply_running_arguments(config, args: argparse.Namespace):
-    """The config with the command line's --device, --batch-size and --no-progress applied, re-validated."""
+    """The config with the command line's --device, --batch-size, --dtype and --no-progress applied, re-validated."""
     if args.device is not None:
         config.device = args.device
     if args.batch_size is not None:
         config.batch_size = args.batch_size
+    if args.dtype is not None:
+        config.dtype = args.dtype
     if args.no_progress:
         config.progress = False
     config.validate()
@@ -81,7 +86,7 @@ def run_crossval(args: argparse.Namespace) -> int:
     from lateint.training.config import TrainConfig
     from lateint.training.crossval import cross_validate
 
-    config = _apply_running_arguments(TrainConfig.load(args.config), args)
+    config = _apply_running_arguments(TrainConfig.load(args.config, args.overrides), args)
     result = cross_validate(config, args.out, depth=args.depth, storage=args.storage, keep_caches=args.keep_caches,
                             progress=config.progress)
     if result.evaluation is not None:
@@ -97,7 +102,7 @@ def run_train(args: argparse.Namespace) -> int:
     from lateint.training.config import TrainConfig
     from lateint.training.trainer import Trainer
 
-    config = _apply_running_arguments(TrainConfig.load(args.config), args)
+    config = _apply_running_arguments(TrainConfig.load(args.config, args.overrides), args)
     if args.out is not None:
         config.output = str(args.out)
     result = Trainer(config).train(resume=args.resume)

@@ -32,9 +32,10 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Sequence, Union
 
 from lateint.errors import ConfigError
+from lateint.precision import check_dtype
 from lateint.toml_files import build_dataclass, toml_value
 from lateint.training.losses.registry import HARD_LABEL_LOSSES, SOFT_LABEL_LOSSES
 from lateint.training.streams import SCORES_FORMATS
@@ -292,6 +293,9 @@ class TrainConfig:
         device: ``cpu``, ``cuda`` or None (a GPU when there is one).
         amp: ``no``, ``bf16`` or ``fp16`` (CUDA only): mixed-precision training (autocast); bf16
             also works on the CPU.
+        dtype: the precision the model is scored in outside training steps: dev validation and
+            cross-validation test runs (``fp32``, ``bf16``, ``fp16`` or ``auto``, see
+            :mod:`lateint.precision`). Training itself keeps fp32 weights; ``amp`` decides its arithmetic.
         output: the run's folder (final model, logs, config, checkpoints).
         progress: show a progress bar.
         trackers: accelerate trackers that also receive the loss log (``tensorboard``, written
@@ -310,6 +314,7 @@ class TrainConfig:
     batch_size: int = 8
     device: str | None = None
     amp: str = "no"
+    dtype: str = "fp32"
     output: str = "runs/train"
     progress: bool = True
     trackers: list[str] = field(default_factory=list)
@@ -338,16 +343,18 @@ class TrainConfig:
         return config
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "TrainConfig":
-        """Read a TOML file.
+    def load(cls, path: str | os.PathLike, overrides: Sequence[str] = ()) -> "TrainConfig":
+        """Read a TOML file, with ``overrides`` (``--set KEY=VALUE``, see
+        :func:`lateint.toml_files.apply_overrides`) put in before anything is checked.
 
         Raises:
             MissingResourceError: the file does not exist.
             ConfigError: invalid TOML, unknown keys, wrong types or inconsistent settings.
         """
-        from lateint.toml_files import read_toml
+        from lateint.toml_files import apply_overrides, dataclass_tables, read_toml
 
-        return cls.from_dict(read_toml(path, "training config"), source=str(path))
+        raw = apply_overrides(read_toml(path, "training config"), overrides, dataclass_tables(cls))
+        return cls.from_dict(raw, source=str(path) + (" with --set" if overrides else ""))
 
     def to_toml(self) -> str:
         """This config as TOML text that :meth:`load` reads back to an equal config.
@@ -399,6 +406,7 @@ class TrainConfig:
             raise ConfigError(f"split={self.split!r} must be an integer >= 0 (0 is a cross-encoder).")
         if self.amp not in AMP_MODES:
             raise ConfigError(f"amp={self.amp!r} is unknown; use one of {', '.join(AMP_MODES)}.")
+        check_dtype(self.dtype, "dtype")
         if self.device is not None and not str(self.device).startswith(("cpu", "cuda")):
             raise ConfigError(f"device={self.device!r} must be 'cpu', 'cuda' or left unset.")
         if self.amp == "fp16" and self.device == "cpu":

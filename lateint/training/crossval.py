@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lateint.errors import ConfigError, InputError
+from lateint.precision import resolve_dtype
 from lateint.records import RecordStore
 from lateint.training.config import TrainConfig
 from lateint.training.groups import judged_query_ids, kfold
@@ -48,6 +49,7 @@ class FoldRecord:
         median_latency_ms: split -> median per-query re-rank time of the queries scored in
             this call (None where every query was already in the run).
         latencies_ms: split -> the per-query re-rank times behind that median.
+        dtype: the precision the fold's test runs were scored in.
     """
 
     fold: int
@@ -57,6 +59,7 @@ class FoldRecord:
     runs: dict[int, str]
     median_latency_ms: dict[int, float | None] = field(default_factory=dict)
     latencies_ms: dict[int, list[float]] = field(default_factory=dict)
+    dtype: str = "fp32"
 
 
 @dataclass
@@ -69,6 +72,7 @@ class CrossValidation:
         folds: one record per fold.
         evaluation: the merged runs against the first stage, or None when not evaluated.
         seed: the config's seed, which also drew the folds.
+        dtype: the precision the test runs were scored in (the config's ``dtype``, resolved).
     """
 
     folder: Path
@@ -76,11 +80,13 @@ class CrossValidation:
     folds: list[FoldRecord]
     evaluation: Any = None
     seed: int = 0
+    dtype: str = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "folder": str(self.folder),
             "seed": self.seed,
+            "dtype": self.dtype,
             "runs": {str(k): str(v) for k, v in self.runs.items()},
             "folds": [dataclasses.asdict(f) for f in self.folds],
             "evaluation": self.evaluation.to_dict() if self.evaluation is not None else None,
@@ -162,6 +168,7 @@ def cross_validate(
     candidates = ds.candidates(data.run, depth or data.depth)
 
     store = RecordStore(folder / FOLDS_FOLDER)
+    dtype = resolve_dtype(config.dtype)  # the test runs are scored where the model loads: the CPU
     records: list[FoldRecord] = []
     splits: list[int] | None = None
     for fold in chosen:
@@ -172,6 +179,9 @@ def cross_validate(
         if done is not None:
             by_split = ("runs", "median_latency_ms", "latencies_ms")
             record = FoldRecord(**{**done, **{k: {int(L): v for L, v in done.get(k, {}).items()} for k in by_split}})
+            if record.dtype != dtype:
+                raise ConfigError(f"fold {fold} in {folder} was scored in {record.dtype}, this config asks for {dtype}; "
+                                  "use a new output folder for another precision.")
             records.append(record)
             splits = splits or sorted(record.runs)
             logger.info("cross-validation: fold %d was finished earlier", fold + 1)
@@ -183,7 +193,7 @@ def cross_validate(
         result = trainer.train(resume=True)
         groups = trainer.groups
         train_qids = sorted({g.qid for g in groups}) if groups is not None else train_fold_qids
-        ranker = SplitRanker.from_pretrained(result.model_path)
+        ranker = SplitRanker.from_pretrained(result.model_path, dtype=dtype)
         del trainer
         if splits is None:
             splits = evaluated_splits(config, ranker.max_split)
@@ -200,7 +210,7 @@ def cross_validate(
             runs[L] = str(run_path)
             latency[L] = report.median_latency_ms if report.latencies_ms else None
             latencies[L] = list(report.latencies_ms)
-        record = FoldRecord(fold, train_qids, list(test_qids), result.to_dict(), runs, latency, latencies)
+        record = FoldRecord(fold, train_qids, list(test_qids), result.to_dict(), runs, latency, latencies, dtype)
         store.put(f"fold{fold}", dataclasses.asdict(record))
         records.append(record)
 
@@ -223,6 +233,6 @@ def cross_validate(
         named = {"first stage": first_stage, **{f"L={L}": str(p) for L, p in merged_paths.items()}}
         evaluation = evaluate(ds, named, baseline="first stage")
         (folder / "evaluation.md").write_text(evaluation.to_markdown() + "\n", encoding="utf-8")
-    outcome = CrossValidation(folder, merged_paths, records, evaluation, config.seed)
+    outcome = CrossValidation(folder, merged_paths, records, evaluation, config.seed, dtype)
     (folder / RECORD_FILE).write_text(json.dumps(outcome.to_dict(), indent=2), encoding="utf-8")
     return outcome

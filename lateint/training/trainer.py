@@ -18,6 +18,7 @@ straight through.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import math
@@ -31,6 +32,7 @@ import torch
 
 from lateint.errors import ConfigError, InputError
 from lateint.modes import evaluating
+from lateint.precision import resolve_dtype, torch_dtype
 from lateint.ranker import SplitRanker
 from lateint.training.batches import PairBatch, ShuffledGroups, StreamedGroups, collate
 from lateint.training.checkpointing import (
@@ -336,8 +338,11 @@ class Trainer:
         if self.dev is None:
             raise ConfigError("validation is off: set validation.every and the dev queries.")
         values = {}
+        dtype = resolve_dtype(self.config.dtype, self.student.device)
         for split in self.validation_splits:
             with self._at_split(split) as student:
+                if dtype != "fp32":  # scored in a copy: the trained weights stay fp32
+                    student = copy.deepcopy(student).to(torch_dtype(dtype))
                 values[split] = dev_ndcg(student, self.dev, batch_size=self.config.validation.batch_size)
         return values
 

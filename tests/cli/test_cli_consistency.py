@@ -33,6 +33,14 @@ def test_every_model_command_takes_device_batch_size_and_no_progress(path):
     assert options["--batch-size"].type is positive_int
 
 
+@pytest.mark.parametrize("path", MODEL_COMMANDS, ids=" ".join)
+def test_every_model_command_takes_dtype(path):
+    from lateint.precision import DTYPES
+
+    option = _options(_subparser(path))["--dtype"]
+    assert tuple(option.choices) == DTYPES and option.default is None
+
+
 def test_one_default_storage_and_outputs_named_for_what_they_are():
     storages, outs = {}, {}
     for path in [*MODEL_COMMANDS, ("evaluate",)]:

@@ -154,3 +154,19 @@ def test_tensorboard_tracker_receives_the_log(make_config, student_model, tiny_g
     result = Trainer(make_config(student_model, steps=2, trackers=["tensorboard"]), tiny_groups).train()
     events = list(result.output.rglob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
+
+
+def test_validation_scores_in_the_config_dtype_and_trains_in_fp32(irdata, make_config, student_model):
+    import copy
+
+    import torch
+
+    trainer = Trainer(_config(make_config, student_model, dtype="bf16"))
+    trainer.setup()
+    value = trainer.validate()
+    assert trainer.student.dtype == torch.float32 and trainer.student.config.dtype == "fp32"
+    with trainer._at_split() as student:
+        by_hand = dev_ndcg(copy.deepcopy(student).to(torch.bfloat16), trainer.dev)
+        fp32 = dev_ndcg(student, trainer.dev)
+    assert value == pytest.approx(by_hand, abs=1e-9)
+    assert Trainer(_config(make_config, student_model)).validate() == pytest.approx(fp32, abs=1e-9)

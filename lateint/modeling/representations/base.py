@@ -94,6 +94,8 @@ class Representation:
             settings["head"] = dict(vars(c.head))
         if c.quantization != "none":  # absent for fp32, so caches built before the option stay valid
             settings["quantization"] = c.quantization
+        if c.dtype != "fp32":  # likewise: the precision the stored values were computed in
+            settings["dtype"] = c.dtype
         return settings
 
     def dependencies(self) -> dict[str, nn.Module]:
