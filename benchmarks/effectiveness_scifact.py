@@ -63,8 +63,18 @@ THREE_LAYER = "student 3-layer L=3"
 DEPTH = 100
 SEED = 0
 QUERIES = 300
+#: the head options of a twin when none are named: the untrained model's own (mean pooling, cosine)
+TWIN = {"pooling": "mean", "crossing": "cosine"}
+#: the seed systems' heads at the twin end (``--only seed-heads``), each trained like the per-L twin and compared
+#: with it: (point name, head, head options)
+SEED_HEADS = (
+    ("per-L L=6 weighted-cosine", "twin", {"pooling": "weighted", "crossing": "cosine"}),  # TwinBERT-cos
+    ("per-L L=6 weighted-residual", "twin", {"pooling": "weighted", "crossing": "residual"}),  # TwinBERT-res
+    ("per-L L=6 dipair", "dipair", {"dipair_tokens": 8, "dipair_dim": 128, "dipair_layers": 1, "dipair_heads": 4}),
+    ("per-L L=6 maxsim", "maxsim", {"maxsim_dim": 128}),  # ColBERT
+)
 #: the parts of the grid, in their default order (``--only``); the BM25 first stage is always computed (once)
-PARTS = ("untrained", "per-L", "dial", "student")
+PARTS = ("untrained", "per-L", "dial", "student", "seed-heads")
 
 
 def settings(args) -> dict:
@@ -115,7 +125,8 @@ def ndcg10(qrels: dict, run: dict, per_query: bool = False):
 
 # -- training ------------------------------------------------------------------------------------
 def train_config(s: dict, name: str, work: Path, train_run: Path, *, split: int, head: str = "twin",
-                 dial: bool = False, teacher: str | None = None, student_layers: str | None = None) -> dict:
+                 head_options: dict | None = None, dial: bool = False, teacher: str | None = None,
+                 student_layers: str | None = None) -> dict:
     config = {
         "model": s["model"], "split": split, "head": head, "seed": s["seed"], "steps": s["max_steps"], "amp": s["amp"],
         "batch_size": s["batch_size"], "device": s["device"], "output": str(work / "models" / name),
@@ -129,8 +140,10 @@ def train_config(s: dict, name: str, work: Path, train_run: Path, *, split: int,
                        "run": str(train_run), "depth": s["validation"]["depth"],
                        "patience": s["validation"]["patience"]},
     }
-    if head == "twin":
-        config["head_options"] = {"pooling": "mean", "crossing": "cosine"}
+    if head_options is not None:
+        config["head_options"] = dict(head_options)
+    elif head == "twin":
+        config["head_options"] = dict(TWIN)
     if dial:
         config["dial"] = {"enabled": True, "splits": list(SPLITS)}
         # one checkpoint serves every split, so the mean dev nDCG@10 over them picks it
@@ -172,8 +185,42 @@ def point_ranker(model: str, kind: str, head: str, split: int, args):
     return ranker.at(split)
 
 
+def described(point: dict) -> dict:
+    """The point with the fields that say what it is: ``head_options`` (always), ``distillation`` (students) and
+    ``dial_training`` (dial points). Points recorded before these fields existed are the mean/cosine twin, the
+    ``cls`` head's tanh dense layer, Margin-MSE students and the uniform dial, which is what they get."""
+    point = dict(point)
+    if "head_options" not in point:
+        point["head_options"] = dict(TWIN) if point["head"] == "twin" else {"pooler_activation": "tanh"}
+    if point["kind"] == "student":
+        point.setdefault("distillation", "margin-mse")
+        # the grid's first students learnt from the L = 0 twin (the summary of their run names it)
+        point.setdefault("teacher", "per-L L=0")
+    if point["kind"] == "dial":
+        point.setdefault("dial_training", "uniform")
+    return point
+
+
+def baseline_head(point: dict) -> bool:
+    """Whether the point has its head's plain options (the mean/cosine twin; any ``cls`` head): the grid's
+    per-L curve and targets are drawn from these, the seed heads at L = 6 apart."""
+    return point["head"] != "twin" or point["head_options"] == TWIN
+
+
+def head_label(point: dict) -> str:
+    """The head as the table shows it: ``twin`` for the mean/cosine twin, its options otherwise."""
+    options = point["head_options"]
+    if point["head"] == "twin" and options != TWIN:
+        return f"twin ({options['pooling']}/{options['crossing']})"
+    if point["head"] == "maxsim":
+        return f"maxsim ({options['maxsim_dim']}-d)"
+    if point["head"] == "dipair":
+        return f"dipair (k={options['dipair_tokens']}, {options['dipair_dim']}-d)"
+    return point["head"]
+
+
 def test_point(store: RecordStore, work: Path, name: str, kind: str, model: str, split: int, head: str,
-               steps: int, candidates: dict, ds, args) -> dict:
+               steps: int, candidates: dict, ds, args, **fields) -> dict:
     """Re-rank the test first stage with ``model`` at ``split``; recorded as one summary point."""
     key = f"point-{name}"
     done = store.get(key)
@@ -190,7 +237,8 @@ def test_point(store: RecordStore, work: Path, name: str, kind: str, model: str,
     value = ndcg10(ds.qrels(), read_run(run_path))
     point = {"name": name, "kind": kind, "split": split, "head": head, "steps": steps, "ndcg@10": round(float(value), 4),
              "run": _shown(run_path), "ms_per_query": round(report.median_latency_ms, 2),
-             "bytes_per_doc": int(round(report.cache_bytes_per_doc or 0))}
+             "bytes_per_doc": int(round(report.cache_bytes_per_doc or 0)), **fields}
+    point = described(point)
     store.put(key, point)
     return point
 
@@ -253,7 +301,7 @@ def adopt_committed_points(store: RecordStore) -> None:
 
 def write_summary(store: RecordStore, first_stage: dict, ds) -> dict:
     order = {"untrained": 0, "per-L": 1, "dial": 2, "student": 3}
-    points = [store.get(k) for k in store.keys() if k.startswith("point-")]
+    points = [described(store.get(k)) for k in store.keys() if k.startswith("point-")]
     points.sort(key=lambda p: (order[p["kind"]], p["head"] != "twin", p["split"], p["name"]))
     summary = {"dataset": TEST, "queries": QUERIES, "first_stage": first_stage, "points": points}
     (OUT / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -263,14 +311,6 @@ def write_summary(store: RecordStore, first_stage: dict, ds) -> dict:
 def mean_ndcg(per_query: dict) -> float:
     """The mean of per-query nDCG@10 (``ndcg10(..., per_query=True)`` holds every judged query)."""
     return sum(per_query.values()) / len(per_query)
-
-
-def teacher_record(store: RecordStore) -> dict | None:
-    """The training record of the students' teacher: the L = 0 model (twin or cls) with the best dev nDCG@10."""
-    teachers = [store.get(f"train-per-L L=0{suffix}") for suffix in ("", " cls")]
-    if any(t is None for t in teachers):
-        return None
-    return best_dev(teachers)
 
 
 def best_dev(records) -> dict:
@@ -288,7 +328,7 @@ def targets(summary: dict, ds, teacher: str | None = None) -> list[str]:
     from lateint.evaluation.significance import adjust_p_values
 
     qrels = ds.qrels()
-    by = {(p["kind"], p["split"], p["head"]): p for p in summary["points"]}
+    by = {(p["kind"], p["split"], p["head"]): p for p in summary["points"] if baseline_head(p)}
     per_query = {}
 
     def scores(p):
@@ -312,7 +352,7 @@ def targets(summary: dict, ds, teacher: str | None = None) -> list[str]:
         status = "met" if len(pairs) == 4 and all(wins) else ("not met" if len(pairs) == 4 else "open")
         lines.append(f"- trained beats untrained at every L in {{0, 2, 4, 5}}: **{status}** ({detail})")
     twin = by.get(("per-L", 6, "twin"))
-    lower = [p for p in summary["points"] if p["kind"] == "per-L" and p["split"] < 6]
+    lower = [p for p in summary["points"] if p["kind"] == "per-L" and p["split"] < 6 and baseline_head(p)]
     if twin and lower:
         adjusted = adjust_p_values([paired(p, twin) for p in lower], "holm")
         better = [p for p, q in zip(lower, adjusted) if p["ndcg@10"] > twin["ndcg@10"] and q < 0.05]
@@ -320,7 +360,7 @@ def targets(summary: dict, ds, teacher: str | None = None) -> list[str]:
         every_lower = len([L for L in SPLITS if L < 6]) + 1  # and the cls cross-encoder at L = 0
         status = "met" if better else ("not met" if len(lower) == every_lower else "not met so far")
         lines.append(f"- some L < 6 beats the trained twin ({twin['ndcg@10']:.4f}): **{status}** ({detail})")
-    l0 = [p for p in summary["points"] if p["kind"] == "per-L" and p["split"] == 0]
+    l0 = [p for p in summary["points"] if p["kind"] == "per-L" and p["split"] == 0 and baseline_head(p)]
     if l0:
         best = max(l0, key=lambda p: p["ndcg@10"])
         lines.append(f"- best L = 0 model reaches nDCG@10 >= 0.70: **{'met' if best['ndcg@10'] >= 0.70 else 'not met'}** "
@@ -350,6 +390,14 @@ def targets(summary: dict, ds, teacher: str | None = None) -> list[str]:
                      + ", ".join(f"{a['name']} {a['ndcg@10']:.4f} vs {b['name']} {b['ndcg@10']:.4f} "
                                  f"({mean_ndcg(scores(a)) - mean_ndcg(scores(b)):+.4f}, Holm p {q:.3g})"
                                  for (a, b), q in zip(pairs, adjusted)))
+    seeds = [p for p in summary["points"] if p["name"] in {n for n, _, _ in SEED_HEADS}]
+    if twin and seeds:
+        # not a target: each seed system's head against the trained mean/cosine twin, at the same L and budget
+        adjusted = adjust_p_values([paired(p, twin) for p in seeds], "holm")
+        lines.append(f"- seed heads at L = 6 against the trained mean/cosine twin {twin['ndcg@10']:.4f} (no target; "
+                     "Holm over these comparisons): "
+                     + ", ".join(f"{head_label(p)} {p['ndcg@10']:.4f} ({mean_ndcg(scores(p)) - mean_ndcg(scores(twin)):+.4f}, "
+                                 f"Holm p {q:.3g})" for p, q in zip(seeds, adjusted)))
     return lines
 
 
@@ -378,7 +426,7 @@ def write_markdown(summary: dict, lines: list[str], missing: list[str], s: dict)
     timed = timings()
     for p in summary["points"]:
         loaded = "" if p["name"] in timed["points"] else "*"
-        md.append(f"| {p['name']} | {p['kind']} | {p['split']} | {p['head']} | {p['steps']} | {p['ndcg@10']:.4f} | "
+        md.append(f"| {p['name']} | {p['kind']} | {p['split']} | {head_label(p)} | {p['steps']} | {p['ndcg@10']:.4f} | "
                   f"{p['ms_per_query']:.1f}{loaded} | {p['bytes_per_doc']} |")
     if timed["points"]:
         env = next(iter(timed["points"].values()))
@@ -414,17 +462,25 @@ def depth_plot(summary: dict, path: Path) -> None:
               "dial": ("dial (one model)", "^", "--"), "student": ("Margin-MSE students", "D", "none")}
     # the 3-layer student's L = 3 is its twin end: drawn apart, at the twin's x
     for kind, (label, marker, line) in styles.items():
-        points = sorted((p for p in summary["points"] if p["kind"] == kind and p["head"] == "twin" and p["name"] != THREE_LAYER),
+        points = sorted((p for p in summary["points"] if p["kind"] == kind and p["head"] == "twin" and baseline_head(p)
+                         and p["name"] != THREE_LAYER),
                         key=lambda p: p["split"])
         if points:
             ax.plot([p["split"] for p in points], [p["ndcg@10"] for p in points], marker=marker, linestyle=line,
                     label=label)
+    seeds = [p for p in summary["points"] if not baseline_head(p) or p["head"] in ("maxsim", "dipair")]
     for p in summary["points"]:
+        if p in seeds:
+            continue
         if p["head"] != "twin":
             ax.plot([p["split"]], [p["ndcg@10"]], marker="x", linestyle="none", color="black", label=p["name"])
         elif p["name"] == THREE_LAYER:
             ax.plot([6], [p["ndcg@10"]], marker="*", markersize=10, linestyle="none", color="purple",
                     label="3-layer student (twin)")
+    # the seed systems' heads at the twin end, side by side just right of L = 6
+    for i, p in enumerate(seeds):
+        ax.plot([p["split"] + 0.08 * (i + 1)], [p["ndcg@10"]], marker="PXhv"[i % 4], linestyle="none",
+                label=f"{head_label(p)}, L={p['split']}")
     ax.axhline(summary["first_stage"]["ndcg@10"], color="grey", linestyle="--", linewidth=1, label="BM25 (first stage)")
     ax.set_xlabel("L (layers before query and document meet; 6 = twin)")
     ax.set_ylabel("nDCG@10")
@@ -497,18 +553,20 @@ def main() -> None:
         """summary.json, summary.md and status.json as far as the grid went."""
         summary = write_summary(store, first_stage, ds)
         expected = [f"untrained L={L}" for L in SPLITS] + [f"per-L L={L}" for L in SPLITS] + ["per-L L=0 cls"] \
-            + [f"dial L={L}" for L in SPLITS] + [f"student L={L}" for L in STUDENT_SPLITS] + [THREE_LAYER]
+            + [f"dial L={L}" for L in SPLITS] + [f"student L={L}" for L in STUDENT_SPLITS] + [THREE_LAYER] \
+            + [name for name, _, _ in SEED_HEADS]
         have = {p["name"] for p in summary["points"]}
         missing = [n for n in expected if n not in have]
-        teacher = teacher_record(store)
-        lines = targets(summary, ds, teacher["name"] if teacher else None)
+        # the students' teacher as their points name it (their training records are not in a fresh clone)
+        teacher = next((p["teacher"] for p in summary["points"] if p["kind"] == "student"), None)
+        lines = targets(summary, ds, teacher)
         write_markdown(summary, lines, missing, s)
         depth_plot(summary, OUT / "depth.png")
         (OUT / "status.json").write_text(json.dumps({"complete": not missing, "missing": missing}, indent=2) + "\n")
         return summary, lines, missing
 
-    def point(*a):
-        p = test_point(store, args.work, *a, candidates, ds, args)
+    def point(*a, **fields):
+        p = test_point(store, args.work, *a, candidates, ds, args, **fields)
         report()  # after every point, so an interrupted grid is reported as far as it went
         print(f"{p['name']}: nDCG@10 {p['ndcg@10']:.4f}", flush=True)
 
@@ -561,17 +619,33 @@ def main() -> None:
                 continue
             rec = train(train_config(s, f"student-L{L}", args.work, train_run, split=L, teacher=path), store, name)
             copy_curve(rec, name)
-            point(name, "student", rec["best_path"] or rec["model_path"], L, "twin", rec["best_step"] or rec["steps"])
+            point(name, "student", rec["best_path"] or rec["model_path"], L, "twin", rec["best_step"] or rec["steps"],
+                  teacher=teacher["name"])
         name = THREE_LAYER
         if tested(name):
             return
         rec = train(train_config(s, "student-3layer", args.work, train_run, split=3, teacher=path,
                                  student_layers="every_other"), store, name)
         copy_curve(rec, name)
-        point(name, "student", rec["best_path"] or rec["model_path"], 3, "twin", rec["best_step"] or rec["steps"])
+        point(name, "student", rec["best_path"] or rec["model_path"], 3, "twin", rec["best_step"] or rec["steps"],
+              teacher=teacher["name"])
 
     if "student" in parts:
         plan.append(("student", "students", students))
+
+    def seed_head(name, head, options):
+        if tested(name):
+            return
+        L = max(SPLITS)
+        rec = train(train_config(s, name.replace(" ", "-").replace("=", ""), args.work, train_run, split=L, head=head,
+                                 head_options=options), store, name)
+        copy_curve(rec, name)
+        point(name, "per-L", rec["best_path"] or rec["model_path"], L, head, rec["best_step"] or rec["steps"],
+              head_options=options)
+
+    if "seed-heads" in parts:
+        for name, head, options in SEED_HEADS:
+            plan.append(("seed-heads", name, lambda a=(name, head, options): seed_head(*a)))
 
     environment = {"torch": torch.__version__, "machine": platform.machine(), "threads": torch.get_num_threads(),
                    "python": platform.python_version()}
