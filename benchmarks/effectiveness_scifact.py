@@ -73,8 +73,17 @@ SEED_HEADS = (
     ("per-L L=6 dipair", "dipair", {"dipair_tokens": 8, "dipair_dim": 128, "dipair_layers": 1, "dipair_heads": 4}),
     ("per-L L=6 maxsim", "maxsim", {"maxsim_dim": 128}),  # ColBERT
 )
+#: the sandwich dial (``--only sandwich``): both ends and this many random splits of SPLITS' interior each step,
+#: the L = 0 pass teaching the others over the same batch (in-place distillation)
+SANDWICH = {"mode": "sandwich", "random_splits": 2, "inplace_distillation": "margin_mse"}
+#: the cascades along the dial (``--only cascade``): the twin over the BM25 top-100, then L = a over its top k1, then
+#: L = 0 over the top k2 (and the two-stage twin -> L = 0 ones)
+CASCADES = tuple([((6, DEPTH), (a, k1), (0, k2)) for a in (2, 4, 5) for k1 in (20, 30) for k2 in (5, 10)]
+                 + [((6, DEPTH), (0, k)) for k in (10, 20)])
+#: the dial the cascades run along: the uniform one (``dial``) or the sandwich one (``dial sandwich``)
+CASCADE_DIAL = "dial"
 #: the parts of the grid, in their default order (``--only``); the BM25 first stage is always computed (once)
-PARTS = ("untrained", "per-L", "dial", "student", "seed-heads")
+PARTS = ("untrained", "per-L", "dial", "student", "seed-heads", "sandwich", "cascade")
 
 
 def settings(args) -> dict:
@@ -125,8 +134,8 @@ def ndcg10(qrels: dict, run: dict, per_query: bool = False):
 
 # -- training ------------------------------------------------------------------------------------
 def train_config(s: dict, name: str, work: Path, train_run: Path, *, split: int, head: str = "twin",
-                 head_options: dict | None = None, dial: bool = False, teacher: str | None = None,
-                 student_layers: str | None = None) -> dict:
+                 head_options: dict | None = None, dial: bool = False, dial_mode: dict | None = None,
+                 teacher: str | None = None, student_layers: str | None = None) -> dict:
     config = {
         "model": s["model"], "split": split, "head": head, "seed": s["seed"], "steps": s["max_steps"], "amp": s["amp"],
         "batch_size": s["batch_size"], "device": s["device"], "output": str(work / "models" / name),
@@ -145,7 +154,7 @@ def train_config(s: dict, name: str, work: Path, train_run: Path, *, split: int,
     elif head == "twin":
         config["head_options"] = dict(TWIN)
     if dial:
-        config["dial"] = {"enabled": True, "splits": list(SPLITS)}
+        config["dial"] = {"enabled": True, "splits": list(SPLITS), **(dial_mode or {})}
         # one checkpoint serves every split, so the mean dev nDCG@10 over them picks it
         config["validation"]["splits"] = s["validation"]["dial_splits"]
     if teacher is not None:
@@ -243,11 +252,48 @@ def test_point(store: RecordStore, work: Path, name: str, kind: str, model: str,
     return point
 
 
+def cascade_name(stages) -> str:
+    return "cascade " + " > ".join(f"L={split}@{depth}" for split, depth in stages)
+
+
+def cascade_point(store: RecordStore, work: Path, stages, dial: dict, candidates: dict, ds, args) -> dict:
+    """Re-rank the test first stage in ``stages`` along the dial's checkpoint; recorded as one summary point
+    (``ms_per_query``: the median end-to-end time of every stage; ``bytes_per_doc``: every stage's cache)."""
+    from lateint.cascading import cascade
+
+    name = cascade_name(stages)
+    key = f"point-{name}"
+    done = store.get(key)
+    if done is not None:
+        return done
+    model = dial["best_path"] or dial["model_path"]
+    ranker = point_ranker(model, "dial", "twin", stages[0][0], args)
+    slug = "cascade-" + "-".join(f"L{split}at{depth}" for split, depth in stages)
+    run_path = OUT / "runs" / f"{slug}.trec"
+    # one cache per split, shared by every cascade (each stage's cache holds every test candidate)
+    report = cascade(ranker, ds, candidates, run_path, stages=stages, tag=slug, cache_root=work / "caches" / "cascade",
+                     storage="fp16", batch_size=128, progress=True)
+    value = ndcg10(ds.qrels(), read_run(run_path))
+    training = "sandwich" if dial["name"] == "dial sandwich" else "uniform"
+    point = described({"name": name, "kind": "cascade", "split": stages[-1][0], "head": "twin",
+                       "steps": dial["best_step"] or dial["steps"], "ndcg@10": round(float(value), 4),
+                       "run": _shown(run_path), "ms_per_query": round(report.median_latency_ms, 2),
+                       "bytes_per_doc": int(round(sum(st["bytes_per_doc"] for st in report.stages))),
+                       "stages": [{"split": split, "depth": depth} for split, depth in stages],
+                       "dial_training": training})
+    store.put(key, point)
+    print(f"{name}: nDCG@10 {point['ndcg@10']:.4f}, {point['ms_per_query']:.1f} ms/query", flush=True)
+    return point
+
+
 def point_model(store: RecordStore, point: dict, s: dict) -> str | None:
     """The model a point was tested with (None when its training record is not here, e.g. in a fresh clone)."""
     if point["kind"] == "untrained":
         return s["model"]
-    training = {"per-L": point["name"], "dial": "dial", "student": point["name"]}[point["kind"]]
+    if point["kind"] == "cascade":
+        return None  # several stages: its timing is the cascade's own (per stage in its run's .json)
+    dial = "dial sandwich" if point.get("dial_training") == "sandwich" else "dial"
+    training = {"per-L": point["name"], "dial": dial, "student": point["name"]}[point["kind"]]
     record = store.get(f"train-{training}")
     return (record["best_path"] or record["model_path"]) if record else None
 
@@ -300,9 +346,10 @@ def adopt_committed_points(store: RecordStore) -> None:
 
 
 def write_summary(store: RecordStore, first_stage: dict, ds) -> dict:
-    order = {"untrained": 0, "per-L": 1, "dial": 2, "student": 3}
+    order = {"untrained": 0, "per-L": 1, "dial": 2, "student": 3, "cascade": 4}
     points = [described(store.get(k)) for k in store.keys() if k.startswith("point-")]
-    points.sort(key=lambda p: (order[p["kind"]], p["head"] != "twin", p["split"], p["name"]))
+    points.sort(key=lambda p: (order[p["kind"]], p.get("dial_training") == "sandwich", p["head"] != "twin", p["split"],
+                               p["name"]))
     summary = {"dataset": TEST, "queries": QUERIES, "first_stage": first_stage, "points": points}
     (OUT / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -328,7 +375,8 @@ def targets(summary: dict, ds, teacher: str | None = None) -> list[str]:
     from lateint.evaluation.significance import adjust_p_values
 
     qrels = ds.qrels()
-    by = {(p["kind"], p["split"], p["head"]): p for p in summary["points"] if baseline_head(p)}
+    by = {(p["kind"], p["split"], p["head"]): p for p in summary["points"]
+          if baseline_head(p) and p.get("dial_training") != "sandwich" and p["kind"] != "cascade"}
     per_query = {}
 
     def scores(p):
@@ -365,15 +413,25 @@ def targets(summary: dict, ds, teacher: str | None = None) -> list[str]:
         best = max(l0, key=lambda p: p["ndcg@10"])
         lines.append(f"- best L = 0 model reaches nDCG@10 >= 0.70: **{'met' if best['ndcg@10'] >= 0.70 else 'not met'}** "
                      f"({best['name']}: {best['ndcg@10']:.4f}; BM25 {summary['first_stage']['ndcg@10']:.4f})")
-    dial = [(p, by[("per-L", p["split"], "twin")]) for p in summary["points"]
-            if p["kind"] == "dial" and ("per-L", p["split"], "twin") in by]
-    if dial:
+    for training, label in (("uniform", "dial"), ("sandwich", "sandwich dial")):
+        dial = [(p, by[("per-L", p["split"], "twin")]) for p in summary["points"]
+                if p["kind"] == "dial" and p["dial_training"] == training and ("per-L", p["split"], "twin") in by]
+        if not dial:
+            continue
         adjusted = adjust_p_values([paired(d, q) for d, q in dial], "holm")
         # unrounded, so that a gap printed as 0.0100 is judged by its real value
         diffs = [mean_ndcg(scores(d)) - mean_ndcg(scores(q)) for d, q in dial]
         worst = max(abs(x) for x in diffs)
-        status = "met" if len(dial) == len(SPLITS) and worst <= 0.01 else ("not met" if worst > 0.01 else "open")
-        lines.append(f"- dial within 0.01 of per-L at every L: **{status}** (largest |dial - per-L| {worst:.4f}; "
+        complete = len(dial) == len(SPLITS)
+        if training == "uniform":
+            status = "met" if complete and worst <= 0.01 else ("not met" if worst > 0.01 else "open")
+            goal = "within 0.01 of per-L at every L"
+        else:
+            # the sandwich dial's goal adds: no significant difference from per-L at any L
+            close = worst <= 0.01 and all(q >= 0.05 for q in adjusted)
+            status = "met" if complete and close else ("not met" if not close else "open")
+            goal = "within 0.01 of per-L at every L, no significant difference (Holm)"
+        lines.append(f"- {label} {goal}: **{status}** (largest |{label} - per-L| {worst:.4f}; "
                      + ", ".join(f"L={d['split']}: {x:+.4f} (Holm p {q:.3g})" for (d, _), x, q in zip(dial, diffs, adjusted))
                      + ")")
     students = [p for p in summary["points"] if p["kind"] == "student"]
@@ -390,6 +448,20 @@ def targets(summary: dict, ds, teacher: str | None = None) -> list[str]:
                      + ", ".join(f"{a['name']} {a['ndcg@10']:.4f} vs {b['name']} {b['ndcg@10']:.4f} "
                                  f"({mean_ndcg(scores(a)) - mean_ndcg(scores(b)):+.4f}, Holm p {q:.3g})"
                                  for (a, b), q in zip(pairs, adjusted)))
+    cascades = [p for p in summary["points"] if p["kind"] == "cascade"]
+    singles = [p for p in summary["points"] if p["kind"] != "cascade"]
+    if cascades and singles:
+        best = max(singles, key=lambda p: p["ndcg@10"])
+        # the goal: as good as the best single point (within 0.005) at a fifth of its time or less
+        fits = [c for c in cascades if c["ndcg@10"] >= best["ndcg@10"] - 0.005 and c["ms_per_query"] <= best["ms_per_query"] / 5]
+        top = max(cascades, key=lambda c: (c["ndcg@10"], -c["ms_per_query"]))
+        shown = max(fits, key=lambda c: c["ndcg@10"]) if fits else top
+        status = "met" if fits else ("not met" if len(cascades) == len(CASCADES) else "not met so far")
+        lines.append(f"- a cascade within 0.005 nDCG@10 of the best single point ({best['name']} {best['ndcg@10']:.4f}, "
+                     f"{best['ms_per_query']:.1f} ms/query) at <= 1/5 of its ms/query: **{status}** ({shown['name']}: "
+                     f"{shown['ndcg@10']:.4f} ({shown['ndcg@10'] - best['ndcg@10']:+.4f}), {shown['ms_per_query']:.1f} "
+                     f"ms/query ({shown['ms_per_query'] / best['ms_per_query']:.2f} of it), Holm p "
+                     f"{adjust_p_values([paired(shown, best)], 'holm')[0]:.3g})")
     seeds = [p for p in summary["points"] if p["name"] in {n for n, _, _ in SEED_HEADS}]
     if twin and seeds:
         # not a target: each seed system's head against the trained mean/cosine twin, at the same L and budget
@@ -463,20 +535,24 @@ def depth_plot(summary: dict, path: Path) -> None:
     # the 3-layer student's L = 3 is its twin end: drawn apart, at the twin's x
     for kind, (label, marker, line) in styles.items():
         points = sorted((p for p in summary["points"] if p["kind"] == kind and p["head"] == "twin" and baseline_head(p)
-                         and p["name"] != THREE_LAYER),
+                         and p["name"] != THREE_LAYER and p.get("dial_training") != "sandwich"),
                         key=lambda p: p["split"])
         if points:
             ax.plot([p["split"] for p in points], [p["ndcg@10"] for p in points], marker=marker, linestyle=line,
                     label=label)
     seeds = [p for p in summary["points"] if not baseline_head(p) or p["head"] in ("maxsim", "dipair")]
     for p in summary["points"]:
-        if p in seeds:
+        if p in seeds or p["kind"] == "cascade" or p.get("dial_training") == "sandwich":
             continue
         if p["head"] != "twin":
             ax.plot([p["split"]], [p["ndcg@10"]], marker="x", linestyle="none", color="black", label=p["name"])
         elif p["name"] == THREE_LAYER:
             ax.plot([6], [p["ndcg@10"]], marker="*", markersize=10, linestyle="none", color="purple",
                     label="3-layer student (twin)")
+    sandwich = sorted((p for p in summary["points"] if p.get("dial_training") == "sandwich"), key=lambda p: p["split"])
+    if sandwich:
+        ax.plot([p["split"] for p in sandwich], [p["ndcg@10"] for p in sandwich], marker="v", linestyle="-.",
+                label="sandwich dial (one model)")
     # the seed systems' heads at the twin end, side by side just right of L = 6
     for i, p in enumerate(seeds):
         ax.plot([p["split"] + 0.08 * (i + 1)], [p["ndcg@10"]], marker="PXhv"[i % 4], linestyle="none",
@@ -488,6 +564,45 @@ def depth_plot(summary: dict, path: Path) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(f"{summary['dataset']}: {summary['queries']} queries, BM25 top-{DEPTH} re-ranked")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def pareto_front(points: list[dict]) -> list[dict]:
+    """The points no other point beats on both nDCG@10 and ms/query, fastest first."""
+    front = [p for p in points if not any(q["ndcg@10"] >= p["ndcg@10"] and q["ms_per_query"] <= p["ms_per_query"]
+                                          and (q["ndcg@10"], q["ms_per_query"]) != (p["ndcg@10"], p["ms_per_query"])
+                                          for q in points)]
+    return sorted(front, key=lambda p: p["ms_per_query"])
+
+
+def pareto_plot(summary: dict, path: Path) -> None:
+    """nDCG@10 against ms/query (log scale): every single point by kind, the cascades, and the front of them all."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    markers = {"untrained": "o", "per-L": "s", "dial": "^", "student": "D", "cascade": "*"}
+    groups: dict[str, list[dict]] = {}
+    for p in summary["points"]:
+        label = "sandwich dial" if p.get("dial_training") == "sandwich" else p["kind"]
+        groups.setdefault(label, []).append(p)
+    for label, points in groups.items():
+        ax.plot([p["ms_per_query"] for p in points], [p["ndcg@10"] for p in points], linestyle="none",
+                marker=markers.get(points[0]["kind"], "v"), markersize=9 if label == "cascade" else 6, label=label)
+    front = pareto_front([p for p in summary["points"] if p["ms_per_query"] > 0])
+    ax.plot([p["ms_per_query"] for p in front], [p["ndcg@10"] for p in front], color="black", linewidth=1,
+            drawstyle="steps-post", label="Pareto front")
+    ax.axhline(summary["first_stage"]["ndcg@10"], color="grey", linestyle="--", linewidth=1, label="BM25 (first stage)")
+    ax.set_xscale("log")
+    ax.set_xlabel("ms per query (re-ranking the top 100; see summary.md for how each was timed)")
+    ax.set_ylabel("nDCG@10")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title(f"{summary['dataset']}: effectiveness against re-ranking time")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -554,7 +669,8 @@ def main() -> None:
         summary = write_summary(store, first_stage, ds)
         expected = [f"untrained L={L}" for L in SPLITS] + [f"per-L L={L}" for L in SPLITS] + ["per-L L=0 cls"] \
             + [f"dial L={L}" for L in SPLITS] + [f"student L={L}" for L in STUDENT_SPLITS] + [THREE_LAYER] \
-            + [name for name, _, _ in SEED_HEADS]
+            + [name for name, _, _ in SEED_HEADS] + [f"dial sandwich L={L}" for L in SPLITS] \
+            + [cascade_name(c) for c in CASCADES]
         have = {p["name"] for p in summary["points"]}
         missing = [n for n in expected if n not in have]
         # the students' teacher as their points name it (their training records are not in a fresh clone)
@@ -562,6 +678,7 @@ def main() -> None:
         lines = targets(summary, ds, teacher)
         write_markdown(summary, lines, missing, s)
         depth_plot(summary, OUT / "depth.png")
+        pareto_plot(summary, OUT / "pareto.png")
         (OUT / "status.json").write_text(json.dumps({"complete": not missing, "missing": missing}, indent=2) + "\n")
         return summary, lines, missing
 
@@ -646,6 +763,33 @@ def main() -> None:
     if "seed-heads" in parts:
         for name, head, options in SEED_HEADS:
             plan.append(("seed-heads", name, lambda a=(name, head, options): seed_head(*a)))
+
+    def sandwich_model():
+        if tested(*(f"dial sandwich L={L}" for L in SPLITS)):
+            return
+        rec = train(train_config(s, "dial-sandwich", args.work, train_run, split=4, dial=True, dial_mode=SANDWICH),
+                    store, "dial sandwich")
+        copy_curve(rec, "dial sandwich")
+        for L in SPLITS:
+            point(f"dial sandwich L={L}", "dial", rec["best_path"] or rec["model_path"], L, "twin",
+                  rec["best_step"] or rec["steps"], dial_training="sandwich")
+
+    if "sandwich" in parts:
+        plan.append(("sandwich", "dial sandwich", sandwich_model))
+
+    def cascades():
+        if tested(*(cascade_name(c) for c in CASCADES)):
+            return
+        # the dial's record (its model is trained first when it is not in --work)
+        mode = SANDWICH if CASCADE_DIAL == "dial sandwich" else None
+        rec = train(train_config(s, CASCADE_DIAL.replace(" ", "-"), args.work, train_run, split=4, dial=True,
+                                 dial_mode=mode), store, CASCADE_DIAL)
+        for stages in CASCADES:
+            cascade_point(store, args.work, stages, rec, candidates, ds, args)
+            report()
+
+    if "cascade" in parts:
+        plan.append(("cascade", "cascades", cascades))
 
     environment = {"torch": torch.__version__, "machine": platform.machine(), "threads": torch.get_num_threads(),
                    "python": platform.python_version()}
