@@ -14,7 +14,12 @@ Points (``kind``):
 * ``dial``: one model trained with the split sampled per batch, validated at every L (the mean dev
   nDCG@10 picks its checkpoint), tested at every L;
 * ``student``: Margin-MSE (plus listwise CE) from the best L = 0 model (by dev nDCG@10) into
-  students at L in {4, 5, 6} and into a 3-layer student (every other layer) at its twin end.
+  students at L in {4, 5, 6} and into a 3-layer student (every other layer) at its twin end;
+* ``seed-heads`` (part): per-L models at L = 6 with the seed systems' heads (TwinBERT weighted pooling with
+  cosine and with residual crossing, DiPair, ColBERT MaxSim 128-d), compared with the mean/cosine twin;
+* ``sandwich`` (part): a ``dial`` trained as a slimmable network (``dial_training: "sandwich"``);
+* ``cascade``: stages along the sandwich dial's checkpoint (``stages``; ``ms_per_query`` end to end), drawn
+  with every other point on ``pareto.png``.
 
 Resumable: every finished part (first-stage runs, trainings, test runs) is recorded and skipped
 when the script is rerun; an interrupted training resumes from its last checkpoint. Each finished
@@ -23,7 +28,7 @@ point is added to ``summary.json`` at once, so a partial grid is reported as far
 
 Writes ``benchmarks/results/effectiveness/scifact/``: ``summary.json`` (the shape below),
 ``summary.md`` (table, targets with Holm-corrected paired t-tests), ``depth.png`` (nDCG@10 against
-L), ``runs/*.trec`` (every point's TREC run, from which every figure can be recomputed) and
+L), ``pareto.png`` (nDCG@10 against ms/query), ``runs/*.trec`` (every point's TREC run, from which every figure can be recomputed) and
 ``curves/*.png`` (loss and dev nDCG).
 Models and caches go to ``--work`` (not committed).
 
@@ -81,7 +86,7 @@ SANDWICH = {"mode": "sandwich", "random_splits": 2, "inplace_distillation": "mar
 CASCADES = tuple([((6, DEPTH), (a, k1), (0, k2)) for a in (2, 4, 5) for k1 in (20, 30) for k2 in (5, 10)]
                  + [((6, DEPTH), (0, k)) for k in (10, 20)])
 #: the dial the cascades run along: the uniform one (``dial``) or the sandwich one (``dial sandwich``)
-CASCADE_DIAL = "dial"
+CASCADE_DIAL = "dial sandwich"
 #: the parts of the grid, in their default order (``--only``); the BM25 first stage is always computed (once)
 PARTS = ("untrained", "per-L", "dial", "student", "seed-heads", "sandwich", "cascade")
 
