@@ -17,6 +17,7 @@ Points (``kind``):
   students at L in {4, 5, 6} and into a 3-layer student (every other layer) at its twin end;
 * ``seed-heads`` (part): per-L models at L = 6 with the seed systems' heads (TwinBERT weighted pooling with
   cosine and with residual crossing, DiPair, ColBERT MaxSim 128-d), compared with the mean/cosine twin;
+* ``tinybert`` (part): a 3-layer Simplified TinyBERT student at L = 0 (``distillation: "tinybert"``);
 * ``sandwich`` (part): a ``dial`` trained as a slimmable network (``dial_training: "sandwich"``);
 * ``cascade``: stages along the sandwich dial's checkpoint (``stages``; ``ms_per_query`` end to end), drawn
   with every other point on ``pareto.png``.
@@ -78,6 +79,10 @@ SEED_HEADS = (
     ("per-L L=6 dipair", "dipair", {"dipair_tokens": 8, "dipair_dim": 128, "dipair_layers": 1, "dipair_heads": 4}),
     ("per-L L=6 maxsim", "maxsim", {"maxsim_dim": 128}),  # ColBERT
 )
+#: the Simplified TinyBERT student (``--only tinybert``): 3 layers (every other) at L = 0 like its teacher, the best
+#: L = 0 model, distilled in one step with intermediate-layer losses (embeddings and hidden states through a learned
+#: projection to the teacher's width, attention scores), soft (KL) and hard (listwise CE) labels
+TINYBERT = "student 3-layer tinybert L=0"
 #: the sandwich dial (``--only sandwich``): both ends and this many random splits of SPLITS' interior each step,
 #: the L = 0 pass teaching the others over the same batch (in-place distillation)
 SANDWICH = {"mode": "sandwich", "random_splits": 2, "inplace_distillation": "margin_mse"}
@@ -88,7 +93,7 @@ CASCADES = tuple([((6, DEPTH), (a, k1), (0, k2)) for a in (2, 4, 5) for k1 in (2
 #: the dial the cascades run along: the uniform one (``dial``) or the sandwich one (``dial sandwich``)
 CASCADE_DIAL = "dial sandwich"
 #: the parts of the grid, in their default order (``--only``); the BM25 first stage is always computed (once)
-PARTS = ("untrained", "per-L", "dial", "student", "seed-heads", "sandwich", "cascade")
+PARTS = ("untrained", "per-L", "dial", "student", "seed-heads", "sandwich", "cascade", "tinybert")
 
 
 def settings(args) -> dict:
@@ -140,7 +145,7 @@ def ndcg10(qrels: dict, run: dict, per_query: bool = False):
 # -- training ------------------------------------------------------------------------------------
 def train_config(s: dict, name: str, work: Path, train_run: Path, *, split: int, head: str = "twin",
                  head_options: dict | None = None, dial: bool = False, dial_mode: dict | None = None,
-                 teacher: str | None = None, student_layers: str | None = None) -> dict:
+                 teacher: str | None = None, student_layers: str | None = None, tinybert: bool = False) -> dict:
     config = {
         "model": s["model"], "split": split, "head": head, "seed": s["seed"], "steps": s["max_steps"], "amp": s["amp"],
         "batch_size": s["batch_size"], "device": s["device"], "output": str(work / "models" / name),
@@ -166,6 +171,8 @@ def train_config(s: dict, name: str, work: Path, train_run: Path, *, split: int,
         # one cache for every student: it is keyed by (query, document) and the teacher's fingerprint
         config["distill"] = {"teacher": teacher, "teacher_split": 0, "scores_cache": str(work / "teacher-scores.jsonl")}
         config["loss"] = {"hard": "listwise_ce", "soft": "margin_mse"}
+        if tinybert:
+            config["loss"] = {"hard": "listwise_ce", "soft": "kl", "intermediate": True}
     if student_layers is not None:
         config["student_layers"] = student_layers
     return config
@@ -445,6 +452,8 @@ def targets(summary: dict, ds, teacher: str | None = None) -> list[str]:
         # not a target: how each student compares with the per-L model at its split (the 3-layer student, a
         # twin, with the trained 6-layer twin) and with its teacher
         def reference(st):
+            if st["name"] == TINYBERT:  # against the Margin-MSE student of the same size
+                return next((p for p in students if p["name"] == THREE_LAYER), None)
             return by.get(("per-L", max(SPLITS) if st["name"] == THREE_LAYER else st["split"], "twin"))
 
         pairs = [(st, ref) for st in students for ref in (reference(st), teacher) if ref]
@@ -540,7 +549,7 @@ def depth_plot(summary: dict, path: Path) -> None:
     # the 3-layer student's L = 3 is its twin end: drawn apart, at the twin's x
     for kind, (label, marker, line) in styles.items():
         points = sorted((p for p in summary["points"] if p["kind"] == kind and p["head"] == "twin" and baseline_head(p)
-                         and p["name"] != THREE_LAYER and p.get("dial_training") != "sandwich"),
+                         and p["name"] not in (THREE_LAYER, TINYBERT) and p.get("dial_training") != "sandwich"),
                         key=lambda p: p["split"])
         if points:
             ax.plot([p["split"] for p in points], [p["ndcg@10"] for p in points], marker=marker, linestyle=line,
@@ -548,6 +557,10 @@ def depth_plot(summary: dict, path: Path) -> None:
     seeds = [p for p in summary["points"] if not baseline_head(p) or p["head"] in ("maxsim", "dipair")]
     for p in summary["points"]:
         if p in seeds or p["kind"] == "cascade" or p.get("dial_training") == "sandwich":
+            continue
+        if p["name"] == TINYBERT:
+            ax.plot([p["split"]], [p["ndcg@10"]], marker="*", markersize=10, linestyle="none", color="teal",
+                    label="3-layer Simplified TinyBERT student (L=0)")
             continue
         if p["head"] != "twin":
             ax.plot([p["split"]], [p["ndcg@10"]], marker="x", linestyle="none", color="black", label=p["name"])
@@ -675,7 +688,7 @@ def main() -> None:
         expected = [f"untrained L={L}" for L in SPLITS] + [f"per-L L={L}" for L in SPLITS] + ["per-L L=0 cls"] \
             + [f"dial L={L}" for L in SPLITS] + [f"student L={L}" for L in STUDENT_SPLITS] + [THREE_LAYER] \
             + [name for name, _, _ in SEED_HEADS] + [f"dial sandwich L={L}" for L in SPLITS] \
-            + [cascade_name(c) for c in CASCADES]
+            + [cascade_name(c) for c in CASCADES] + [TINYBERT]
         have = {p["name"] for p in summary["points"]}
         missing = [n for n in expected if n not in have]
         # the students' teacher as their points name it (their training records are not in a fresh clone)
@@ -795,6 +808,21 @@ def main() -> None:
 
     if "cascade" in parts:
         plan.append(("cascade", "cascades", cascades))
+
+    def tinybert_student():
+        if tested(TINYBERT):
+            return
+        # the teacher as the Margin-MSE students have it (trained first where its record is missing)
+        teacher = best_dev(per_l_training(0, head)[1] for head in ("twin", "cls"))
+        path = teacher["best_path"] or teacher["model_path"]
+        rec = train(train_config(s, "student-3layer-tinybert", args.work, train_run, split=0, teacher=path,
+                                 student_layers="every_other", tinybert=True), store, TINYBERT)
+        copy_curve(rec, TINYBERT)
+        point(TINYBERT, "student", rec["best_path"] or rec["model_path"], 0, "twin", rec["best_step"] or rec["steps"],
+              teacher=teacher["name"], distillation="tinybert")
+
+    if "tinybert" in parts:
+        plan.append(("tinybert", TINYBERT, tinybert_student))
 
     environment = {"torch": torch.__version__, "machine": platform.machine(), "threads": torch.get_num_threads(),
                    "python": platform.python_version()}
