@@ -15,6 +15,7 @@ from lateint.errors import (
     MissingResourceError,
 )
 from lateint.cache.doc_cache import DocCache
+from lateint.cascading import cascade
 from lateint.ranker import SplitRanker
 from lateint.reranking import rerank
 
@@ -33,5 +34,6 @@ __all__ = [
     "RankerConfig",
     "SplitRanker",
     "SideSettings",
+    "cascade",
     "rerank",
 ]

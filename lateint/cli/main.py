@@ -12,6 +12,7 @@ from lateint.errors import LateintError
 def build_parser() -> argparse.ArgumentParser:
     from lateint.cli.cache import add_cache_command
     from lateint.cli.config import add_config_command
+    from lateint.cli.cascade import add_cascade_command
     from lateint.cli.demo import add_demo_command
     from lateint.cli.rerank import add_rerank_command
     from lateint.cli.retrieve import add_retrieve_command
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_cache_command(sub)
     add_retrieve_command(sub)
     add_rerank_command(sub)
+    add_cascade_command(sub)
     add_evaluate_command(sub)
     add_sweep_command(sub)
     add_train_command(sub)

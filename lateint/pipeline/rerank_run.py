@@ -125,9 +125,7 @@ def rerank_dataset(
             given cache lacks some candidates.
         CacheMismatchError: the given cache was built from another document text.
     """
-    from lateint.cache.doc_cache import DocCache
     from lateint.ranker import check_batch_size
-    from lateint.reranking import rerank
 
     out = Path(out)
     if out.is_dir():
@@ -155,12 +153,7 @@ def rerank_dataset(
             root = Path(cache_root) if cache_root is not None else out.with_name(out.name + ".caches")
             folder = cache_folder_for(root, ranker, storage, candidate_docs(candidates), dataset.irds_id)
             start = time.perf_counter()
-            texts = dataset.doc_text(doc_ids)
-            missing = [d for d in doc_ids if d not in texts]
-            if missing:
-                raise InputError(f"{len(missing)} candidate documents are not in {dataset.irds_id!r}, e.g. {missing[:5]}.")
-            cache = DocCache.build(ranker, ((d, texts[d]) for d in doc_ids), folder, storage=storage,
-                                   batch_size=64, progress=progress, total=len(doc_ids), text=DOC_TEXT)
+            cache = build_candidate_cache(ranker, dataset, doc_ids, folder, storage=storage, progress=progress)
             report.cache_build_seconds = time.perf_counter() - start
             report.cache_path = str(folder)
             info = cache.info()
@@ -174,17 +167,38 @@ def rerank_dataset(
             ranked = candidates[qid]
             doc_ids = [d for d, _ in ranked]
             start = time.perf_counter()
-            if cache is not None:
-                scores = rerank(ranker, queries[qid], doc_ids, cache, batch_size=batch_size)
-            else:
-                texts = dataset.doc_text(doc_ids)
-                values = ranker.score([queries[qid]] * len(doc_ids), [texts[d] for d in doc_ids], batch_size=batch_size)
-                scores = dict(zip(doc_ids, values.tolist()))
+            scores = score_candidates(ranker, dataset, queries[qid], doc_ids, cache, batch_size)
             report.latencies_ms.append((time.perf_counter() - start) * 1000)
             writer.write(qid, scores)
             report.scored_now += 1
         report.queries = len(writer.done)
     return report
+
+
+def build_candidate_cache(ranker, dataset: DatasetHandle, doc_ids: list[str], folder: Path, *, storage: str,
+                          progress: bool):
+    """The :class:`~lateint.DocCache` of ``doc_ids`` for ``ranker`` in ``folder`` (built, or resumed, from the
+    dataset's document text)."""
+    from lateint.cache.doc_cache import DocCache
+
+    texts = dataset.doc_text(doc_ids)
+    missing = [d for d in doc_ids if d not in texts]
+    if missing:
+        raise InputError(f"{len(missing)} candidate documents are not in {dataset.irds_id!r}, e.g. {missing[:5]}.")
+    return DocCache.build(ranker, ((d, texts[d]) for d in doc_ids), folder, storage=storage,
+                          batch_size=64, progress=progress, total=len(doc_ids), text=DOC_TEXT)
+
+
+def score_candidates(ranker, dataset: DatasetHandle, query: str, doc_ids: list[str], cache, batch_size: int) -> dict:
+    """``{doc_id: score}`` of one query's candidates: from ``cache``, or end to end when there is none (the
+    document states depend on the query)."""
+    from lateint.reranking import rerank
+
+    if cache is not None:
+        return rerank(ranker, query, doc_ids, cache, batch_size=batch_size)
+    texts = dataset.doc_text(doc_ids)
+    values = ranker.score([query] * len(doc_ids), [texts[d] for d in doc_ids], batch_size=batch_size)
+    return dict(zip(doc_ids, values.tolist()))
 
 
 def open_prebuilt_cache(path: str | Path, doc_ids: list[str]):

@@ -213,19 +213,38 @@ class DistillSettings:
     scores_format: str = "pairs_tsv"
 
 
+#: how a dial run uses its splits each step (``[dial] mode``)
+DIAL_MODES = ("uniform", "sandwich")
+#: the losses with which, in the sandwich mode, the lowest split's pass teaches the others (``[dial] inplace_distillation``)
+INPLACE_DISTILLATIONS = ("margin_mse", "kl")
+
+
 @dataclass
 class DialSettings:
-    """Dial training: sample the split per batch, so that one checkpoint serves every split.
+    """Dial training, so that one checkpoint serves every split.
 
     Attributes:
         enabled: turn dial training on.
-        splits: the splits to sample from; None for every split the head allows.
-        weights: sampling weights, one per split; None for uniform.
+        splits: the splits to train; None for every split the head allows.
+        weights: sampling weights, one per split (``uniform`` mode); None for uniform.
+        mode: ``uniform``: one split per step, drawn from ``splits``; ``sandwich`` (the sandwich rule of
+            slimmable networks): every step trains both ends of ``splits`` and ``random_splits`` splits
+            drawn from those between them, each on the same batch.
+        random_splits: in ``sandwich`` mode, how many splits between the ends each step also trains.
+        inplace_distillation: in ``sandwich`` mode, the loss with which the lowest split's pass (L = 0, the
+            most interaction) teaches the other splits over the same batch, its scores detached (in-place
+            distillation): ``margin_mse`` or ``kl`` (with ``loss.temperature``); None trains every split on
+            the run's own loss alone.
+        inplace_weight: the in-place distillation term's weight, beside the run's own loss.
     """
 
     enabled: bool = False
     splits: list[int] | None = None
     weights: list[float] | None = None
+    mode: str = "uniform"
+    random_splits: int = 1
+    inplace_distillation: str | None = "margin_mse"
+    inplace_weight: float = 1.0
 
 
 @dataclass
@@ -506,6 +525,23 @@ class TrainConfig:
                 raise ConfigError("dial.weights must be non-negative with a positive sum.")
         if dial.enabled and dial.splits is not None and not dial.splits:
             raise ConfigError("dial.splits is empty.")
+        if dial.mode not in DIAL_MODES:
+            raise ConfigError(f"dial.mode={dial.mode!r} is unknown; use one of {', '.join(DIAL_MODES)}.")
+        if dial.mode == "sandwich":
+            if not dial.enabled:
+                raise ConfigError("dial.mode = 'sandwich' needs dial.enabled = true.")
+            if dial.weights is not None:
+                raise ConfigError("dial.weights draws one split per step (mode 'uniform'); the sandwich mode trains "
+                                  "both ends and draws its random_splits uniformly: drop dial.weights.")
+            if not isinstance(dial.random_splits, int) or isinstance(dial.random_splits, bool) or dial.random_splits < 0:
+                raise ConfigError(f"dial.random_splits={dial.random_splits!r} must be an integer >= 0 (splits drawn "
+                                  "between the two ends each step).")
+            if dial.inplace_distillation is not None and dial.inplace_distillation not in INPLACE_DISTILLATIONS:
+                raise ConfigError(f"dial.inplace_distillation={dial.inplace_distillation!r} is unknown; use one of "
+                                  f"{', '.join(INPLACE_DISTILLATIONS)}.")
+            if not isinstance(dial.inplace_weight, (int, float)) or not dial.inplace_weight > 0:
+                raise ConfigError(f"dial.inplace_weight={dial.inplace_weight!r} must be > 0 (or turn the term off "
+                                  "with dial.inplace_distillation unset).")
         if self.checkpoint.every < 0:
             raise ConfigError("checkpoint.every must be >= 0 (0 saves only at the end).")
         _positive_int(self.checkpoint.keep_last, "checkpoint.keep_last")

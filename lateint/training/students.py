@@ -194,6 +194,16 @@ def dial_choices(dial, student: SplitRanker) -> tuple[list[int], list[float] | N
     return splits, list(dial.weights) if dial.weights is not None else None
 
 
+def sandwich_splits(step: int, splits: Sequence[int], random_splits: int, seed: int) -> list[int]:
+    """The splits a sandwich step trains, the lowest first (it teaches the others): both ends of ``splits``
+    and ``random_splits`` of those between them, drawn from the step number alone (resuming and every process
+    agree)."""
+    ends = sorted({min(splits), max(splits)})
+    between = sorted(set(splits) - set(ends))
+    drawn = random.Random(f"sandwich:{seed}:{step}").sample(between, min(random_splits, len(between)))
+    return ends + sorted(drawn)
+
+
 def check_split_range(splits: Sequence[int], student: SplitRanker, key: str) -> None:
     """Raise a one-line ``ConfigError`` naming ``key`` when a split is one ``student`` cannot run."""
     bad = [L for L in splits if not 0 <= L <= student.max_split]

@@ -46,6 +46,7 @@ from lateint.training.config import TrainConfig
 from lateint.training.curves import plot_loss_curve
 from lateint.training.groups import TrainingGroup
 from lateint.training.losses.objective import StudentObjective
+from lateint.training.losses.registry import get_loss
 from lateint.training.states import CapturedForward, capture_forward
 from lateint.training.students import (
     check_mimicry_pair,
@@ -53,6 +54,7 @@ from lateint.training.students import (
     intermediate_module,
     load_student,
     load_teacher,
+    sandwich_splits,
     split_for_step,
 )
 from lateint.training.teacher import TeacherScores, cached_teacher_scores
@@ -237,7 +239,11 @@ class Trainer:
                     self.teacher, groups, cache_path, batch_size=c.distill.batch_size, write=False
                 )
         self.dev = dev_set(c)
-        objective = StudentObjective(student, c.loss, intermediate)
+        inplace = None
+        if c.dial.enabled and c.dial.mode == "sandwich" and c.dial.inplace_distillation is not None:
+            options = {"temperature": c.loss.temperature} if c.dial.inplace_distillation == "kl" else {}
+            inplace = get_loss(c.dial.inplace_distillation, **options)
+        objective = StudentObjective(student, c.loss, intermediate, inplace, c.dial.inplace_weight)
         optimizer = _optimizer(objective, student, c.optim)
         o = c.optim
         warmup = o.warmup_steps if o.warmup_steps is not None else int(o.warmup_ratio * c.steps)
@@ -435,25 +441,40 @@ class Trainer:
         every = c.validation.every
         objective = self.objective
         objective.train()
+        sandwich = c.dial.enabled and c.dial.mode == "sandwich"
         bar = _progress_bar(c.steps, start, c.progress and main)
         last_loss = None
         t0 = time.perf_counter()
         done = start
         with open(log_path, "a", encoding="utf-8") if main else contextlib.nullcontext() as log:
             for step in range(start, end):
-                split = split_for_step(step, self.dial_splits, self.dial_weights, self.seeds["sampling"])
+                if sandwich:
+                    splits = sandwich_splits(step, self.dial_splits, c.dial.random_splits, self.seeds["sampling"])
+                else:
+                    splits = [split_for_step(step, self.dial_splits, self.dial_weights, self.seeds["sampling"])]
                 totals: dict[str, float] = {}
                 for micro in range(accum):
                     groups = self.source.take(position + rank * B, B)
                     position += B * world
-                    batch = self.collate(groups, split)
-                    teacher_out = self._teacher_states(batch)
-                    sync = acc.no_sync(objective) if micro < accum - 1 and world > 1 else contextlib.nullcontext()
-                    with sync:
-                        total, terms = objective(batch, teacher_out, split=split)
-                        acc.backward(total / accum)
-                    for name, value in {"loss": total.detach(), **terms}.items():
-                        totals[name] = totals.get(name, 0.0) + float(value) / accum
+                    # a sandwich step: every split on the same groups, the lowest first (its scores teach the others);
+                    # each pass is backpropagated at once, so only one pass's graph is held
+                    taught = None
+                    for i, split in enumerate(splits):
+                        batch = self.collate(groups, split)
+                        teacher_out = self._teacher_states(batch)
+                        last = micro == accum - 1 and i == len(splits) - 1
+                        sync = acc.no_sync(objective) if not last and world > 1 else contextlib.nullcontext()
+                        with sync:
+                            total, terms = objective(batch, teacher_out, split=split,
+                                                     inplace_teacher=taught if i > 0 else None)
+                            acc.backward(total / accum)
+                        if i == 0 and acc.unwrap_model(objective).inplace_loss is not None:
+                            taught = acc.unwrap_model(objective).last_scores
+                        values = {"loss": total.detach(), **terms}
+                        if sandwich:
+                            values[f"loss_L{split}"] = total.detach()
+                        for name, value in values.items():
+                            totals[name] = totals.get(name, 0.0) + float(value) / accum
                 if world > 1:
                     # every process logs the same figures: the mean over all processes' groups
                     names = list(totals)
@@ -469,7 +490,8 @@ class Trainer:
                 if not math.isfinite(last_loss):
                     raise FloatingPointError(f"the loss became {last_loss} at step {step + 1}; lower optim.lr.")
                 done = step + 1
-                record = {"step": done, **totals, "lr": lr, "split": split}
+                # a sandwich step trains several splits: its loss is their sum, each split's under loss_L<split>
+                record = {"step": done, **totals, "lr": lr, **({} if sandwich else {"split": splits[0]})}
                 if every and (done % every == 0 or done == c.steps):
                     # every process measures (the dev set is small), so all agree on stopping
                     dev = dev_record(self.validate_splits())
@@ -490,7 +512,7 @@ class Trainer:
                 if c.trackers:
                     acc.log({k: v for k, v in record.items() if k != "step"}, step=done)
                 bar.update(1)
-                bar.set_postfix(loss=f"{last_loss:.4f}", L=split)
+                bar.set_postfix(loss=f"{last_loss:.4f}", L="+".join(map(str, splits)))
                 ckpt_every = c.checkpoint.every
                 if ckpt_every and done % ckpt_every == 0 and done < c.steps and not stopped_early:
                     self._save_checkpoint(done, position, elapsed)

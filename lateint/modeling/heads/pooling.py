@@ -30,6 +30,7 @@ class Pooler(nn.Module):
         if self.mode == "mean":
             m = mask.unsqueeze(-1).to(states.dtype)
             return (states * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
-        logits = self.scorer(states).squeeze(-1).masked_fill(~mask, torch.finfo(states.dtype).min)
-        weights = logits.softmax(dim=-1).unsqueeze(-1)
+        # the softmax in fp32: under bf16 autocast the scorer's logits are bf16, which cannot hold fp32's minimum
+        logits = self.scorer(states).squeeze(-1).float().masked_fill(~mask, torch.finfo(torch.float32).min)
+        weights = logits.softmax(dim=-1).unsqueeze(-1).to(states.dtype)
         return (states * weights).sum(dim=1)

@@ -132,21 +132,31 @@ class StudentObjective(nn.Module):
         intermediate: the intermediate-layer module when ``settings.intermediate``.
     """
 
-    def __init__(self, student, settings, intermediate: IntermediateDistillation | None = None):
+    def __init__(self, student, settings, intermediate: IntermediateDistillation | None = None,
+                 inplace_loss=None, inplace_weight: float = 1.0):
         super().__init__()
         self.student = student
         self.intermediate = intermediate
         self.settings = settings
         self.hard_scale = default_hard_scale(settings, student.config.head)
+        #: the in-place distillation loss of a sandwich dial (another split's scores over the same batch teach)
+        self.inplace_loss = inplace_loss
+        self.inplace_weight = inplace_weight
+        #: the scores of the last forward, detached (a sandwich step's lowest split teaches the others with them)
+        self.last_scores: torch.Tensor | None = None
 
     @property
     def needs_states(self) -> bool:
         return self.settings.intermediate or self.settings.mimicry
 
-    def forward(self, batch, teacher_out=None, split: int | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, batch, teacher_out=None, split: int | None = None,
+                inplace_teacher: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Score ``batch`` (a :class:`~lateint.training.batches.PairBatch`) and combine the terms;
         ``teacher_out`` is the teacher's captured forward when states are compared; ``split``: the
-        split this step trains (a view of the same weights; default the student's own)."""
+        split this step trains (a view of the same weights; default the student's own);
+        ``inplace_teacher``: ``[B, n]`` scores of another split over the same batch, which teach this one
+        through ``inplace_loss`` (the ``inplace`` term); they are detached, so that the teaching side learns
+        nothing from this term."""
         from lateint.training.states import capture_forward, pair_batches
 
         s = self.settings
@@ -172,7 +182,15 @@ class StudentObjective(nn.Module):
                 student_attentions=captured.attentions, teacher_attentions=teacher_out.attentions,
                 token_mask=captured.mask,
             )
-        return combine_terms(
+        total, terms = combine_terms(
             s, scores, batch.labels.to(device), mask, teacher, hard_scale=self.hard_scale,
             intermediate=self.intermediate, split=student.split, **states,
         )
+        if inplace_teacher is not None:
+            if self.inplace_loss is None:
+                raise InputError("in-place distillation needs an inplace_loss.")
+            inplace = self.inplace_loss(scores, inplace_teacher.detach().to(device).float(), mask)
+            total = total + self.inplace_weight * inplace
+            terms["inplace"] = inplace.detach()
+        self.last_scores = scores.detach()
+        return total, terms
