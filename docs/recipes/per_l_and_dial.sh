@@ -41,7 +41,7 @@ every = $EVERY
 holdout = 0.1
 depth = $DEPTH
 patience = 2
-$3
+${3:-}
 TOML
 }
 

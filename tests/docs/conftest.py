@@ -28,7 +28,9 @@ def run_recipe(tmp_path, irdata):
         path = RECIPES / script
         command = ["bash", str(path)] if path.suffix == ".sh" else [sys.executable, str(path)]
         done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800)
-        assert done.returncode == 0, f"{script} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        if done.returncode != 0:  # the last lines that are not progress bars say what went wrong
+            said = [line for line in (done.stdout + done.stderr).splitlines() if "it/s" not in line and line.strip()]
+            raise AssertionError(f"{script} failed (exit {done.returncode}):\n" + "\n".join(said[-25:]))
         return done.stdout
 
     return run

@@ -36,3 +36,70 @@ def test_train_per_l_models_and_a_dial(run_recipe, tiny_model, tmp_path):
     text = json.dumps(results)
     assert "per-L L=1" in text and "dial" in text
     assert (out / "sweep" / "pareto.png").is_file() and "nDCG@10" in (out / "sweep" / "table.md").read_text()
+
+
+def test_distil_a_student_with_cross_validation(run_recipe, tiny_model, tmp_path):
+    out = run_recipe("distil.sh", TEACHER=tiny_model("bert", 4, seq_cls=True), SPLIT=1, STEPS=2, FOLDS=2, DEPTH=4)
+    report = json.loads((tmp_path / "out" / "crossval" / "crossval.json").read_text())
+    assert "nDCG@10" in out and report
+    config = (tmp_path / "out" / "student.toml").read_text()
+    assert 'student_layers = "every_other"' in config and 'soft = "margin_mse"' in config
+    student = json.loads(next((tmp_path / "out" / "crossval").rglob("final/config.json")).read_text())
+    assert student["num_hidden_layers"] == 2  # every other layer of the 4-layer teacher
+
+
+def test_build_a_sharded_cache_and_rerank_from_it(run_recipe, tiny_model, tmp_path):
+    out = run_recipe("sharded_cache.sh", MODEL=tiny_model("bert", 2, seq_cls=True), SPLIT=1, DEPTH=2)
+    assert "every checksum matches" in out
+    parts = [json.loads(p.read_text()) for p in sorted((tmp_path / "out").glob("part*/manifest.json"))]
+    assert len(parts) == 2
+    lines = _run_lines(tmp_path / "out" / "L1.trec")
+    assert len(lines) == 2 * DL19_QUERIES
+    assert json.loads((tmp_path / "out" / "L1.trec.json").read_text())["cache_path"].endswith("cache")
+
+
+def test_a_beir_folder_as_a_dataset(run_recipe, tiny_model, tmp_path, irdata):
+    import zipfile
+
+    with zipfile.ZipFile(irdata / "beir-scifact" / "scifact.zip") as archive:
+        archive.extractall(tmp_path / "beir")
+    folder = next(p.parent for p in (tmp_path / "beir").rglob("corpus.jsonl"))
+    out = run_recipe("beir_folder.sh", MODEL=tiny_model("bert", 2), BEIR_DIR=folder, SPLIT=2, DEPTH=3)
+    queries = {line[0] for line in _run_lines(tmp_path / "out" / "twin.trec")}
+    assert len(queries) == 300  # every SciFact test query
+    assert "bm25" in out and "twin" in out and "nDCG@10" in out
+
+
+def test_train_from_a_hugging_face_dataset(run_recipe, tiny_model, tmp_path):
+    from tests.training.conftest import DOC_TEXTS, QRELS, QUERY_TEXTS
+
+    rows = []
+    for qid, judged in QRELS.items():
+        positive = next(d for d, grade in judged.items() if grade > 0)
+        negative = next(d for d in DOC_TEXTS if d not in judged)
+        rows.append({"query": QUERY_TEXTS[qid], "positive": DOC_TEXTS[positive], "negative": DOC_TEXTS[negative]})
+    data = tmp_path / "triplets.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = run_recipe("hf_dataset.sh", MODEL=tiny_model("bert", 2), HF_DATASET=data, SPLIT=1, STEPS=2, DEPTH=2)
+    log = [json.loads(line) for line in (tmp_path / "out" / "model" / "loss_log.jsonl").read_text().splitlines()]
+    assert len(log) == 2
+    assert len(_run_lines(tmp_path / "out" / "trained.trec")) == 2 * DL19_QUERIES and "trained" in out
+
+
+def test_a_pyterrier_pipeline(run_recipe, tiny_model, tmp_path):
+    out = run_recipe("pyterrier_pipeline.py", MODEL=tiny_model("bert", 2), DEPTH=3)
+    import csv
+
+    rows = {row["name"]: row for row in csv.DictReader((tmp_path / "out" / "experiment.csv").open())}
+    assert set(rows) == {"bm25", "bm25 >> twin", "twin over the candidates' cache"}
+    assert abs(float(rows["bm25"]["ndcg_cut_10"]) - 0.5058) < 0.05  # BM25's top 3 of DL19
+    assert "bm25 >> twin" in out
+
+
+def test_run_a_sweep_and_read_its_pareto_front(run_recipe, tiny_model, tmp_path):
+    out = run_recipe("sweep.sh", MODEL=tiny_model("bert", 2, seq_cls=True), SPLITS="[0, 1]", DEPTH=2)
+    results = json.loads((tmp_path / "out" / "result" / "results.json").read_text())
+    assert len(results["points"]) == 4  # 2 splits x 2 storages
+    assert (tmp_path / "out" / "result" / "pareto.png").stat().st_size > 0
+    front = [line for line in out.splitlines() if "ms/query" in line and "bytes/doc" in line]
+    assert front and all(line.split(":")[0] in {p["point"] for p in results["points"]} for line in front)
