@@ -9,6 +9,7 @@ SPLIT=${SPLIT:-2}
 STEPS=${STEPS:-500}
 FOLDS=${FOLDS:-5}
 DEPTH=${DEPTH:-100}
+DOC_LENGTH=${DOC_LENGTH:-224}    # tokens kept per document
 OUT=${OUT:-recipes-out/distil}
 
 mkdir -p "$OUT"
@@ -26,7 +27,7 @@ dataset = "msmarco-passage/trec-dl-2019/judged"
 run = "bm25"
 depth = $DEPTH
 negatives = 7
-max_doc_length = 224
+max_doc_length = $DOC_LENGTH
 folds = $FOLDS
 
 [loss]

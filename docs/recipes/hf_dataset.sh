@@ -9,6 +9,7 @@ HF_DATASET=${HF_DATASET:-triplets.jsonl}
 SPLIT=${SPLIT:-3}
 STEPS=${STEPS:-1000}
 DEPTH=${DEPTH:-100}
+DOC_LENGTH=${DOC_LENGTH:-224}    # tokens kept per document
 OUT=${OUT:-recipes-out/hf-dataset}
 
 mkdir -p "$OUT"
@@ -24,7 +25,7 @@ output = "$OUT/model"
 hf_dataset = "$HF_DATASET"
 hf_split = "train"
 negatives = 1
-max_doc_length = 224
+max_doc_length = $DOC_LENGTH
 TOML
 lateint train "$OUT/train.toml"
 

@@ -8,6 +8,7 @@ STEPS=${STEPS:-1000}           # upper bound; early stopping on dev nDCG@10 usua
 EVERY=${EVERY:-100}            # validate every EVERY steps
 MAX_QUERIES=${MAX_QUERIES:-0}  # 0: every training query
 DEPTH=${DEPTH:-100}            # candidates re-ranked per dev and test query
+DOC_LENGTH=${DOC_LENGTH:-256}    # tokens kept per document
 OUT=${OUT:-recipes-out/per-l-and-dial}
 
 mkdir -p "$OUT"
@@ -33,7 +34,7 @@ head_lr = 1e-3
 dataset = "beir/scifact/train"
 run = "$OUT/bm25-train.trec"
 negatives = 7
-max_doc_length = 256
+max_doc_length = $DOC_LENGTH
 max_queries = $MAX_QUERIES
 
 [validation]

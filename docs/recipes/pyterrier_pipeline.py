@@ -14,6 +14,7 @@ from lateint.pyterrier import SplitIndexer, SplitReRanker, TwinRetriever
 
 MODEL = os.environ.get("MODEL", "sentence-transformers/all-MiniLM-L6-v2")
 DATASET = os.environ.get("DATASET", "msmarco-passage/trec-dl-2019/judged")
+SPLIT = int(os.environ.get("SPLIT", "6"))  # T: the twin (bi-encoder) end of the dial
 DEPTH = int(os.environ.get("DEPTH", "100"))
 OUT = os.environ.get("OUT", "recipes-out/pyterrier")
 
@@ -27,7 +28,7 @@ bm25 = pt.Transformer.from_df(pd.DataFrame(
     [(qid, doc, score) for qid, ranked in candidates.items() for doc, score in ranked],
     columns=["qid", "docno", "score"]))
 
-twin = SplitRanker.from_pretrained(MODEL)  # a twin at L = T (mean pooling, cosine for this model)
+twin = SplitRanker.from_pretrained(MODEL, split=SPLIT, head="twin", pooling="mean", crossing="cosine")
 # Encode the candidates once into a document cache; then no text is needed at query time.
 docs = sorted({doc for ranked in candidates.values() for doc, _ in ranked})
 corpus = ({"docno": doc, "text": text} for doc, text in ds.doc_text(docs).items())

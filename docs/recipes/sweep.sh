@@ -45,7 +45,8 @@ points = json.load(open(sys.argv[1]))["points"]
 cost = lambda p: (p["mean_latency_ms"], -p["metrics"]["nDCG@10"])
 front = [p for p in points
          if not any(cost(q)[0] <= cost(p)[0] and cost(q)[1] <= cost(p)[1] and cost(q) != cost(p) for q in points)]
+print("Pareto front (nDCG@10 against latency):")
 for p in sorted(front, key=lambda p: p["mean_latency_ms"]):
-    print(f"{p['point']}: nDCG@10 {p['metrics']['nDCG@10']:.4f}, {p['mean_latency_ms']:.1f} ms/query, "
+    print(f"  {p['point']}: nDCG@10 {p['metrics']['nDCG@10']:.4f}, {p['mean_latency_ms']:.1f} ms/query, "
           f"{p['cache_bytes_per_doc']:,} bytes/doc")
 PY

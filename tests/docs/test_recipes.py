@@ -26,7 +26,7 @@ def test_evaluate_a_cross_encoder_across_l(run_recipe, tiny_model, tmp_path):
 
 
 def test_train_per_l_models_and_a_dial(run_recipe, tiny_model, tmp_path):
-    run_recipe("per_l_and_dial.sh", MODEL=tiny_model("bert", 2), SPLITS="0 1 2", STEPS=2, EVERY=1,
+    run_recipe("per_l_and_dial.sh", MODEL=tiny_model("bert", 2), DOC_LENGTH=64, SPLITS="0 1 2", STEPS=2, EVERY=1,
                MAX_QUERIES=20, DEPTH=3)
     out = tmp_path / "out"
     for name in ("per-L-0", "per-L-1", "per-L-2", "dial"):
@@ -39,7 +39,8 @@ def test_train_per_l_models_and_a_dial(run_recipe, tiny_model, tmp_path):
 
 
 def test_distil_a_student_with_cross_validation(run_recipe, tiny_model, tmp_path):
-    out = run_recipe("distil.sh", TEACHER=tiny_model("bert", 4, seq_cls=True), SPLIT=1, STEPS=2, FOLDS=2, DEPTH=4)
+    out = run_recipe("distil.sh", TEACHER=tiny_model("bert", 4, seq_cls=True), SPLIT=1, STEPS=2, FOLDS=2, DEPTH=10,
+                     DOC_LENGTH=64)
     report = json.loads((tmp_path / "out" / "crossval" / "crossval.json").read_text())
     assert "nDCG@10" in out and report
     config = (tmp_path / "out" / "student.toml").read_text()
@@ -80,14 +81,15 @@ def test_train_from_a_hugging_face_dataset(run_recipe, tiny_model, tmp_path):
         rows.append({"query": QUERY_TEXTS[qid], "positive": DOC_TEXTS[positive], "negative": DOC_TEXTS[negative]})
     data = tmp_path / "triplets.jsonl"
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    out = run_recipe("hf_dataset.sh", MODEL=tiny_model("bert", 2), HF_DATASET=data, SPLIT=1, STEPS=2, DEPTH=2)
+    out = run_recipe("hf_dataset.sh", MODEL=tiny_model("bert", 2), HF_DATASET=data, SPLIT=1, STEPS=2, DEPTH=2,
+                     DOC_LENGTH=64)
     log = [json.loads(line) for line in (tmp_path / "out" / "model" / "loss_log.jsonl").read_text().splitlines()]
     assert len(log) == 2
     assert len(_run_lines(tmp_path / "out" / "trained.trec")) == 2 * DL19_QUERIES and "trained" in out
 
 
 def test_a_pyterrier_pipeline(run_recipe, tiny_model, tmp_path):
-    out = run_recipe("pyterrier_pipeline.py", MODEL=tiny_model("bert", 2), DEPTH=3)
+    out = run_recipe("pyterrier_pipeline.py", MODEL=tiny_model("bert", 2), SPLIT=2, DEPTH=3)
     import csv
 
     rows = {row["name"]: row for row in csv.DictReader((tmp_path / "out" / "experiment.csv").open())}
@@ -101,5 +103,7 @@ def test_run_a_sweep_and_read_its_pareto_front(run_recipe, tiny_model, tmp_path)
     results = json.loads((tmp_path / "out" / "result" / "results.json").read_text())
     assert len(results["points"]) == 4  # 2 splits x 2 storages
     assert (tmp_path / "out" / "result" / "pareto.png").stat().st_size > 0
-    front = [line for line in out.splitlines() if "ms/query" in line and "bytes/doc" in line]
-    assert front and all(line.split(":")[0] in {p["point"] for p in results["points"]} for line in front)
+    front = out.split("Pareto front (nDCG@10 against latency):\n")[1].splitlines()
+    assert front and all(line.strip().split(":")[0] in {p["point"] for p in results["points"]} for line in front)
+    fastest = min(results["points"], key=lambda p: p["mean_latency_ms"])
+    assert front[0].strip().startswith(fastest["point"] + ":")  # nothing is faster than the fastest point
