@@ -8,6 +8,7 @@ STEPS=${STEPS:-1000}           # upper bound; early stopping on dev nDCG@10 usua
 EVERY=${EVERY:-100}            # validate every EVERY steps
 MAX_QUERIES=${MAX_QUERIES:-0}  # 0: every training query
 DEPTH=${DEPTH:-100}            # candidates re-ranked per dev and test query
+TEST_QUERIES=${TEST_QUERIES:-}   # empty: every test query; N: a quick look at the first N
 DOC_LENGTH=${DOC_LENGTH:-256}    # tokens kept per document
 OUT=${OUT:-recipes-out/per-l-and-dial}
 
@@ -53,7 +54,7 @@ for L in $SPLITS; do
   models+="
 [[models]]
 path = \"$OUT/per-L-$L/best\"
-name = \"per-L L=$L\"
+name = \"per-L-$L\"
 trained = true
 group = \"per-L\"
 "
@@ -84,4 +85,4 @@ dataset = "beir/scifact/test"
 first_stage = "$OUT/bm25-test.trec"
 depth = $DEPTH
 TOML
-lateint sweep "$OUT/sweep.toml" --out "$OUT/sweep"
+lateint sweep "$OUT/sweep.toml" --out "$OUT/sweep" ${TEST_QUERIES:+--max-queries "$TEST_QUERIES"}
