@@ -46,7 +46,7 @@ NEGATIVE_SOURCES = ("run", "in_batch", "docpairs")
 STUDENT_SELECTIONS = ("every_other", "first_k")
 AMP_MODES = ("no", "bf16", "fp16")
 #: accelerate trackers a run can log to.
-TRACKERS = ("tensorboard",)
+TRACKERS = ("tensorboard", "wandb", "mlflow", "trackio")
 
 
 @dataclass
@@ -317,8 +317,9 @@ class TrainConfig:
             :mod:`lateint.precision`). Training itself keeps fp32 weights; ``amp`` decides its arithmetic.
         output: the run's folder (final model, logs, config, checkpoints).
         progress: show a progress bar.
-        trackers: accelerate trackers that also receive the loss log (``tensorboard``, written
-            under the output folder).
+        report_to: experiment trackers that also receive the loss log, through accelerate:
+            ``tensorboard`` (written under the output folder), ``wandb``, ``mlflow``, ``trackio``.
+        trackers: the older name of ``report_to``, still accepted.
     """
 
     model: str = ""
@@ -336,6 +337,7 @@ class TrainConfig:
     dtype: str = "fp32"
     output: str = "runs/train"
     progress: bool = True
+    report_to: list[str] = field(default_factory=list)
     trackers: list[str] = field(default_factory=list)
     optim: OptimSettings = field(default_factory=OptimSettings)
     data: DataSettings = field(default_factory=DataSettings)
@@ -408,6 +410,11 @@ class TrainConfig:
         return path
 
     # -- checks ---------------------------------------------------------------------------------
+    @property
+    def tracker_names(self) -> list[str]:
+        """The trackers the run reports to (``report_to``, or its older name ``trackers``)."""
+        return list(self.report_to or self.trackers)
+
     def validate(self) -> None:
         """Check the settings that can be checked without loading the model.
 
@@ -546,9 +553,13 @@ class TrainConfig:
             raise ConfigError("checkpoint.every must be >= 0 (0 saves only at the end).")
         _positive_int(self.checkpoint.keep_last, "checkpoint.keep_last")
         _positive_int(self.distill.batch_size, "distill.batch_size")
-        bad = [t for t in self.trackers if t not in TRACKERS]
-        if bad:
-            raise ConfigError(f"trackers {bad} are unknown; use any of {', '.join(TRACKERS)}.")
+        for key, names in (("report_to", self.report_to), ("trackers", self.trackers)):
+            bad = [t for t in names if t not in TRACKERS]
+            if bad:
+                raise ConfigError(f"{key} {bad} are unknown; use any of {', '.join(TRACKERS)}.")
+        if self.report_to and self.trackers and list(self.report_to) != list(self.trackers):
+            raise ConfigError(f"report_to {self.report_to} and trackers {self.trackers} disagree; "
+                              "trackers is the older name of report_to: give only report_to.")
         v = self.validation
         if v.every < 0:
             raise ConfigError("validation.every must be >= 0 (0 turns validation off).")

@@ -233,6 +233,10 @@ def cross_validate(
         named = {"first stage": first_stage, **{f"L={L}": str(p) for L, p in merged_paths.items()}}
         evaluation = evaluate(ds, named, baseline="first stage")
         (folder / "evaluation.md").write_text(evaluation.to_markdown() + "\n", encoding="utf-8")
+        if config.tracker_names:
+            from lateint.training.tracking import log_test_table
+
+            log_test_table(config.tracker_names, f"{folder.name or 'lateint'}-test", str(folder), evaluation)
     outcome = CrossValidation(folder, merged_paths, records, evaluation, config.seed, dtype)
     (folder / RECORD_FILE).write_text(json.dumps(outcome.to_dict(), indent=2), encoding="utf-8")
     return outcome

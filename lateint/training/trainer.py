@@ -58,6 +58,7 @@ from lateint.training.students import (
     split_for_step,
 )
 from lateint.training.teacher import TeacherScores, cached_teacher_scores
+from lateint.training import tracking
 from lateint.training.validation import (DEV_LOG_KEY, best_of, dev_history, dev_ndcg, dev_record, dev_set,
                                          validation_splits)
 
@@ -149,6 +150,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, groups: Sequence[TrainingGroup] | None = None):
         config.validate()
+        tracking.check_installed(config.tracker_names)  # before any work, not after loading models
         self.config = config
         self._source: ShuffledGroups | StreamedGroups | None = (
             ShuffledGroups(groups, config.seed) if groups is not None else None
@@ -208,7 +210,7 @@ class Trainer:
         if amp == "fp16" and not cuda:
             logger.warning("amp=fp16 needs CUDA; training in fp32 on the CPU (amp=bf16 works there)")
             amp = "no"
-        trackers = list(c.trackers) or None
+        trackers = c.tracker_names or None
         self.accelerator = acc = Accelerator(cpu=not cuda, mixed_precision=amp, log_with=trackers,
                                              project_dir=str(self.output) if trackers else None)
         student, self._kept = load_student(c, resume_from)
@@ -428,7 +430,8 @@ class Trainer:
                 (self.output / BEST_RECORD).unlink(missing_ok=True)
             torch.manual_seed(self.seeds["dropout"])
         acc.wait_for_everyone()
-        if c.trackers:
+        trackers = c.tracker_names
+        if trackers:
             acc.init_trackers(self.output.name or "lateint", config=_scalars(c.to_dict()))
         # The best dev score so far, and how many validations since it, from the log kept.
         history = dev_history(log_path) if ckpt is not None else []
@@ -509,8 +512,8 @@ class Trainer:
                 if main:
                     log.write(json.dumps(record) + "\n")
                     log.flush()
-                if c.trackers:
-                    acc.log({k: v for k, v in record.items() if k != "step"}, step=done)
+                if trackers:
+                    tracking.log(acc, {k: v for k, v in record.items() if k != "step"}, step=done)
                 bar.update(1)
                 bar.set_postfix(loss=f"{last_loss:.4f}", L="+".join(map(str, splits)))
                 ckpt_every = c.checkpoint.every
@@ -531,7 +534,7 @@ class Trainer:
             if main:
                 with self._at_split() as student:
                     student.save_pretrained(model_path)
-        if c.trackers:
+        if trackers:
             acc.end_training()
         result = TrainResult(
             output=self.output, model_path=model_path, steps=done, resumed_from=start, final_loss=last_loss,
