@@ -11,7 +11,7 @@ from lateint.cli.common import DEFAULT_STORAGE, positive_int
 from lateint.cli.main import build_parser, main
 
 #: Every command that runs a model, as the words that reach its parser.
-MODEL_COMMANDS = [("retrieve",), ("rerank",), ("cache", "build"), ("demo",), ("sweep",), ("train",), ("crossval",)]
+MODEL_COMMANDS = [("retrieve",), ("rerank",), ("cascade",), ("cache", "build"), ("demo",), ("sweep",), ("train",), ("crossval",)]
 
 
 def _subparser(path: tuple[str, ...]) -> argparse.ArgumentParser:
