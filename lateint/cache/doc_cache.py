@@ -34,6 +34,7 @@ import torch
 
 from lateint.cache.compression import StateCompressor
 from lateint.cache.fields import FieldSpec
+from lateint.cache.files import atomic_write_bytes
 from lateint.cache.fingerprint import WeightsState, cache_description, representation_fingerprint
 from lateint.cache.reader import CacheReader
 from lateint.cache.shards import Share, part_description
@@ -326,7 +327,7 @@ def _record_build(path: Path, stats: BuildStats) -> None:
     if not isinstance(runs, list):
         runs = []
     runs.append({**asdict(stats), "docs_per_second": stats.docs_per_second, "tokens_per_second": stats.tokens_per_second})
-    file.write_text(json.dumps(runs, indent=2))
+    atomic_write_bytes(file, json.dumps(runs, indent=2).encode("utf-8"))
 
 
 def _positive_int(value, name: str) -> int:

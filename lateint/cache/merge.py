@@ -21,15 +21,11 @@ from typing import Sequence
 
 from lateint.cache.files import WriterLock, fsync_dir, remove_tree
 from lateint.cache.manifest import (SHARDS_DIR, TMP_PREFIX, IncompleteCacheError, describe_diff, load_manifest,
-                                    metadata_diff, new_manifest, save_manifest, shard_name)
+                                    member_file, metadata_diff, new_manifest, save_manifest, shard_name)
 from lateint.cache.reader import CacheReader
 from lateint.cache.shards import share_of
 from lateint.cache.writer import write_index
 from lateint.errors import CacheMismatchError, InputError
-
-#: Folders beside the shards that a part may carry (the same in every part, by its fingerprint).
-SIDE_FOLDERS = ("compressor",)
-
 
 @dataclass
 class MergeReport:
@@ -109,10 +105,12 @@ def merge_parts(out: str | os.PathLike, parts: Sequence[str | os.PathLike], *, d
                 os.replace(tmp, shards_dir / shard_name(number))
                 merged["shards"].append({**entry, "name": shard_name(number)})
                 merged["next_shard"] = number + 1
-        for side in SIDE_FOLDERS:
-            source = folders[0] / side
-            if source.is_dir():
-                shutil.copytree(source, work / side)
+        for side, listing in (first.get("side") or {}).items():
+            # only the files the (checked) manifest lists, each a plain name inside its folder
+            for name in listing["files"]:
+                target = member_file(work / side, name, "a side folder entry")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(member_file(folders[0] / side, name, "a side folder entry"), target)
         if durable:
             fsync_dir(shards_dir)
         save_manifest(work, merged, durable)

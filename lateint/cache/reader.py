@@ -31,6 +31,7 @@ from lateint.cache.checksums import crc32
 from lateint.cache.fields import FieldSpec
 from lateint.cache.ids import as_id_list, decode_id, encode_ids, lookup_sorted, token_ranges
 from lateint.cache.files import sha256_file
+from lateint.cache.files import member_path
 from lateint.cache.manifest import (IDS_FILE, SHARDS_DIR, IncompleteCacheError, check_metadata, crc_file,
                                     data_file, file_problems, load_manifest, normalize_metadata, offsets_file)
 from lateint.errors import CorruptionError, InputError
@@ -55,7 +56,7 @@ class CacheReader:
         #: check each gathered document against its CRC-32 (turn off only to measure its cost)
         self.check_reads = check_reads
         index = manifest["index"]
-        index_dir = path / index["name"]
+        index_dir = member_path(path, index["name"], f"the manifest of {path}")
         for name, entry in index["files"].items():
             if sha256_file(index_dir / name) != entry["sha256"]:
                 raise CorruptionError(_describe_problems(path, [f"{index_dir / name}: sha256 checksum mismatch"]))
@@ -73,10 +74,11 @@ class CacheReader:
         side = (self._manifest.get("side") or {}).get(name)
         if side is None:
             return None
-        problems = file_problems(self.path / name, side["files"], check_hash=True)
+        folder = member_path(self.path, name, f"the manifest of {self.path}")
+        problems = file_problems(folder, side["files"], check_hash=True)
         if problems:
             raise CorruptionError(_describe_problems(self.path, problems))
-        return self.path / name
+        return folder
 
     def _check_index(self) -> None:
         """The index's arrays agree with each other and with the manifest's shards."""
