@@ -190,7 +190,10 @@ class DocCache:
                         if bar is not None:
                             bar.update(len(idx))
                             bar.set_postfix(tok_s=f"{tokens / max(time.perf_counter() - start, 1e-9):.0f}")
-                writer.close(collection_docs=share.seen if share is not None else None)
+                if share is not None:
+                    writer.close(collection_docs=share.seen, collection_sha256=share.digest.hexdigest())
+                else:
+                    writer.close()
         finally:
             if bar is not None:
                 bar.close()

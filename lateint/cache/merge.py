@@ -58,6 +58,10 @@ def merge_parts(out: str | os.PathLike, parts: Sequence[str | os.PathLike], *, d
         raise InputError("a part folder is given twice; give each part once")
     if out.resolve() in {p.resolve() for p in folders}:
         raise InputError(f"--out {out} is one of the parts; merge into a new folder")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} is a file; the merged cache is a folder: give a new folder path")
+    if out.exists() and any(p.name != ".lock" for p in out.iterdir()):
+        raise InputError(f"{out} exists and is not empty; merge into a new folder (or delete it first)")
     manifests = []
     for folder in folders:
         manifest = load_manifest(folder)
@@ -71,8 +75,6 @@ def merge_parts(out: str | os.PathLike, parts: Sequence[str | os.PathLike], *, d
     for folder, manifest, reader in ordered:
         _check_ids_in_share(folder, reader, manifest["part"])
 
-    if out.exists() and (not out.is_dir() or any(p.name != ".lock" for p in out.iterdir())):
-        raise InputError(f"{out} exists and is not empty; merge into a new folder (or delete it first)")
     # Built beside ``out`` and renamed into place, so that an interrupted merge leaves no half cache.
     work = out.with_name(f".{out.name}.merging")
     remove_tree(work)
@@ -172,6 +174,17 @@ def _check_compatible(folders: list[Path], manifests: list[dict]) -> None:
     if len(totals) != 1 or None in totals:
         raise CacheMismatchError(f"the parts were built over different collections (document counts "
                                  f"{sorted(map(str, totals))}); rebuild them from the same dataset")
+    digests = {m["part"].get("collection_sha256") for m in manifests}
+    if None in digests:
+        old = [str(f) for f, m in zip(folders, manifests) if m["part"].get("collection_sha256") is None]
+        raise CacheMismatchError(f"{', '.join(old)} does not record which collection it was cut from (built by an "
+                                 "earlier lateint); rebuild the parts, then merge")
+    if len(digests) != 1:
+        groups = {}
+        for f, m in zip(folders, manifests):
+            groups.setdefault(m["part"]["collection_sha256"][:12], []).append(str(f))
+        raise CacheMismatchError(f"the parts were cut from different collections, or versions of a collection whose "
+                                 f"texts differ (collection digests {groups}); rebuild them from the same dataset")
     total = totals.pop()
     stored = sum(sum(s["docs"] for s in m["shards"]) for m in manifests)
     if stored != total:

@@ -42,6 +42,8 @@ from lateint.cache.manifest import (IDS_FILE, INDEX_PREFIX, MANIFEST_FILE, SHARD
                                     offsets_file, save_manifest, shard_name)
 from lateint.errors import CacheMismatchError, ConfigError, CorruptionError, InputError
 
+#: Keys of a part's record that describe the whole collection (set when the part's build closes).
+PART_COLLECTION_KEYS = ("collection_docs", "collection_sha256")
 #: Default shard limits: whichever is reached first seals the shard.
 DEFAULT_SHARD_DOCS = 65536
 DEFAULT_SHARD_BYTES = 1 << 30
@@ -433,7 +435,7 @@ class CacheWriter:
                         "Use a new path for this configuration, or delete the old cache folder to rebuild it.")
                 check_metadata(folder, manifest["metadata"], meta, "Use a new path for this configuration, "
                                "or delete the old cache folder to rebuild it.")
-                stored_part = {k: v for k, v in (manifest.get("part") or {}).items() if k != "collection_docs"}
+                stored_part = {k: v for k, v in (manifest.get("part") or {}).items() if k not in PART_COLLECTION_KEYS}
                 if stored_part != normalize_metadata(part):
                     raise CacheMismatchError(
                         f"the document cache at {folder} holds the share {stored_part or 'all documents'}, not "
@@ -719,11 +721,13 @@ class CacheWriter:
 
     # ------------------------------------------------------------------ finishing
 
-    def close(self, collection_docs: int | None = None) -> None:
+    def close(self, collection_docs: int | None = None, collection_sha256: str | None = None) -> None:
         """Seal the last shard, write the id index and mark the store complete. Idempotent.
 
-        ``collection_docs``: for a store holding one share of a collection (``part``), how many
-        documents the whole collection has; a merge uses it to prove that its parts cover it.
+        ``collection_docs``, ``collection_sha256``: for a store holding one share of a collection
+        (``part``), how many documents the whole collection has and its identity
+        (:class:`~lateint.cache.shards.CollectionDigest`); a merge uses them to prove that its
+        parts were cut from one collection and cover it.
         """
         if self._closed:
             return
@@ -732,6 +736,8 @@ class CacheWriter:
             self._seal()
             if collection_docs is not None and self._manifest.get("part"):
                 self._manifest["part"]["collection_docs"] = int(collection_docs)
+            if collection_sha256 is not None and self._manifest.get("part"):
+                self._manifest["part"]["collection_sha256"] = str(collection_sha256)
             index = self._manifest.get("index")
             if (self._modified or index is None
                     or file_problems(self.path / index["name"], index["files"], check_hash=True)):
