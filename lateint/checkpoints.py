@@ -126,8 +126,18 @@ def _read_json(path: Path, expect: type = dict) -> Any:
 
 
 def inspect(name_or_path: str | os.PathLike, *, revision: str | None = None, token: str | bool | None = None) -> Checkpoint:
-    """Resolve (see :func:`resolve`) and classify a checkpoint."""
+    """Resolve (see :func:`resolve`) and classify a checkpoint.
+
+    Raises:
+        ConfigError: the folder asks to run its own code (``auto_map``), or holds parts of a
+            lateint save without its record ``lateint.json`` (an interrupted save).
+    """
     path = resolve(name_or_path, revision=revision, token=token)
+    _refuse_remote_code(path)
+    if not (path / CONFIG_FILE).is_file() and _saved_by_lateint(path):
+        raise ConfigError(
+            f"{path} holds files of a lateint save but not its record {CONFIG_FILE}: the save was interrupted, so "
+            "its weights and settings may not belong together. Save the model again (or restore the folder).")
     if (path / CONFIG_FILE).is_file():
         saved = _read_json(path / CONFIG_FILE)
         return Checkpoint(path, "lateint", path, _read_json(path / "config.json"), lateint=saved)
@@ -137,10 +147,12 @@ def inspect(name_or_path: str | os.PathLike, *, revision: str | None = None, tok
         pooling_mod = next((m for m in modules if m.get("type", "").endswith("Pooling")), None)
         if transformer is None:
             raise ConfigError(f"{path} is a sentence-transformers folder without a Transformer module.")
-        tpath = path / transformer.get("path", "")
+        tpath = _module_folder(path, transformer)
+        _refuse_remote_code(tpath)
         pooling, max_len = "mean", None
-        if pooling_mod is not None and (path / pooling_mod["path"] / "config.json").is_file():
-            pcfg = _read_json(path / pooling_mod["path"] / "config.json")
+        pooling_path = _module_folder(path, pooling_mod) if pooling_mod is not None else None
+        if pooling_path is not None and (pooling_path / "config.json").is_file():
+            pcfg = _read_json(pooling_path / "config.json")
             if pcfg.get("pooling_mode_cls_token"):
                 pooling = "cls"
             elif pcfg.get("pooling_mode_mean_tokens"):
@@ -164,6 +176,63 @@ def inspect(name_or_path: str | os.PathLike, *, revision: str | None = None, tok
     archs = config.get("architectures") or []
     fmt = "cross-encoder" if any(a.endswith("ForSequenceClassification") for a in archs) else "encoder"
     return Checkpoint(path, fmt, path, config)
+
+
+def _module_folder(path: Path, module: dict) -> Path:
+    """The folder of a sentence-transformers module (``""`` is the model folder itself); its name
+    is read from ``modules.json`` and must stay inside ``path``."""
+    from lateint.cache.files import member_path
+
+    name = module.get("path", "")
+    if name == "":
+        return path
+    return member_path(path, name, f"{path / 'modules.json'}: module {module.get('name', '?')!r}", ConfigError)
+
+
+#: Files that only a lateint save writes into a model folder (besides its record ``lateint.json``).
+_LATEINT_FILES = (HEAD_WEIGHTS_FILE,)
+
+
+def _saved_by_lateint(path: Path) -> bool:
+    """Whether ``path`` holds something only a lateint save writes (its head weights, or the split
+    record in ``config.json``)."""
+    from lateint.export.split_record import CONFIG_KEY
+
+    if any((path / name).exists() for name in _LATEINT_FILES):
+        return True
+    try:
+        return CONFIG_KEY in json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+#: Files in which ``transformers`` finds a request to import code shipped with the model.
+_REMOTE_CODE_FILES = ("config.json", "tokenizer_config.json", "preprocessor_config.json")
+
+
+def _refuse_remote_code(path: Path) -> None:
+    """:class:`ConfigError` if the folder asks ``transformers`` to import code it ships (``auto_map``):
+    lateint never runs code from a model folder (and passes ``trust_remote_code=False`` as well)."""
+    for name in _REMOTE_CODE_FILES:
+        file = path / name
+        if not file.is_file():
+            continue
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # reported where the file is read for its content
+        if isinstance(data, dict) and data.get("auto_map"):
+            raise ConfigError(
+                f"{file} asks to run code shipped with the model (auto_map: {sorted(data['auto_map'])[:3]}); lateint "
+                "never runs code from a model folder. Use a model of a family transformers has built in.")
+
+
+def _remote_code_refused(exc: Exception, path) -> ConfigError | None:
+    """The one-line error for ``transformers`` refusing to load ``path`` without remote code, or None."""
+    if "trust_remote_code" not in str(exc):
+        return None
+    return ConfigError(f"{path} needs code shipped with the model to load; lateint never runs code from a model "
+                       "folder. Use a model of a family transformers has built in.")
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -199,7 +268,9 @@ def _load_kwargs() -> dict:
 
     major = int(transformers.__version__.split(".")[0])
     # Load in fp32 whatever the checkpoint's storage dtype; casting is the caller's choice.
-    return {"dtype": torch.float32} if major >= 5 else {"torch_dtype": torch.float32}
+    # Code shipped with a model folder is never run (transformers would otherwise ask in a terminal).
+    dtype = {"dtype": torch.float32} if major >= 5 else {"torch_dtype": torch.float32}
+    return {**dtype, "trust_remote_code": False}
 
 
 @dataclass
@@ -336,7 +407,13 @@ def load(name_or_path: str | os.PathLike, *, revision: str | None = None, token:
 
     ckpt = inspect(name_or_path, revision=revision, token=token)
     config = resolve_config(ckpt, **overrides)
-    backbone, head = _load_backbone(ckpt, config)
+    try:
+        backbone, head = _load_backbone(ckpt, config)
+    except ValueError as exc:
+        refused = _remote_code_refused(exc, ckpt.transformer_path)
+        if refused is None:
+            raise
+        raise refused from None
     available = backbone.config.num_hidden_layers
     T = config.encoder.num_layers or available
     if T > available or T < 1:
@@ -354,30 +431,93 @@ def load(name_or_path: str | os.PathLike, *, revision: str | None = None, token:
                 head.dense.load_state_dict(pooler.dense.state_dict())
     if getattr(backbone, "pooler", None) is not None:
         backbone.pooler = None  # its weights, if used, now live in the head
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(ckpt.transformer_path))
-    except (OSError, ValueError) as exc:
-        raise MissingResourceError(
-            f"{ckpt.transformer_path} has no usable tokenizer ({str(exc).splitlines()[0][:200]}); save the "
-            "model's tokenizer into that folder."
-        ) from None
+    tokenizer = load_tokenizer(ckpt)
     return LoadedParts(backbone, head, tokenizer, config)
+
+
+def load_tokenizer(ckpt: Checkpoint):
+    """The checkpoint's tokenizer.
+
+    Raises:
+        MissingResourceError: the folder has no usable tokenizer. ``transformers`` 5 builds a
+            tokenizer of the special tokens alone from a folder without tokenizer files; one whose
+            vocabulary is under half the model's embedding table is refused as such.
+    """
+    from transformers import AutoTokenizer
+
+    where = ckpt.transformer_path
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(where), trust_remote_code=False)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        refused = _remote_code_refused(exc, where)
+        if refused is not None:
+            raise refused from None
+        text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise MissingResourceError(f"{where} has no usable tokenizer ({text}); save the model's tokenizer into that "
+                                   "folder.") from None
+    vocab = int(ckpt.config.get("vocab_size") or 0)
+    if len(tokenizer) < vocab // 2:
+        raise MissingResourceError(
+            f"{where} has no usable tokenizer: what loads knows {len(tokenizer)} tokens for a model of {vocab} "
+            "(its tokenizer files are missing or damaged); save the model's tokenizer into that folder.")
+    return tokenizer
 
 
 # -- saving --------------------------------------------------------------------------------------
 def save(ranker, folder: str | os.PathLike, *, card: dict | None = None) -> Path:
-    """Save ``ranker`` so that :func:`load` restores it exactly (see ``SplitRanker.save_pretrained``)."""
+    """Save ``ranker`` so that :func:`load` restores it exactly (see ``SplitRanker.save_pretrained``).
+
+    The save is atomic: everything is written into a hidden sibling folder, fsynced and renamed into
+    place, so ``folder`` holds either its earlier content or the whole new model, never a mix (an
+    earlier lateint model there is replaced as a whole).
+
+    Raises:
+        ConfigError: ``folder`` is a file, or a non-empty folder that is not a saved lateint model.
+        StorageError: the model could not be written (a full disk ...); ``folder`` is unchanged.
+    """
+    from lateint.cache.files import fsync_tree, remove_tree, storage_errors
+
+    folder = Path(os.path.abspath(Path(folder).expanduser()))
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"cannot save a model to {folder}: it is a file; give a folder path.")
+    if folder.is_dir() and not (folder / CONFIG_FILE).is_file() and any(folder.iterdir()):
+        raise ConfigError(f"cannot save a model to {folder}: it holds files that are not a saved lateint model, and a "
+                          "save replaces the whole folder; choose a new or empty folder.")
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the model folder {folder}: {exc.strerror}; choose a writable path.") from None
+    tmp = folder.with_name(f".{folder.name}.saving-{os.getpid()}")
+    with storage_errors(f"the model {folder}", cleanup=tmp):
+        remove_tree(tmp)
+        tmp.mkdir()
+        _write_model(ranker, tmp, card)
+        fsync_tree(tmp)
+        _replace_folder(tmp, folder)
+    return folder
+
+
+def _replace_folder(new: Path, folder: Path) -> None:
+    """Rename the complete folder ``new`` to ``folder``, replacing what was there."""
+    from lateint.cache.files import fsync_dir, remove_tree
+
+    try:
+        os.replace(new, folder)  # ``folder`` absent or empty
+    except OSError:
+        old = folder.with_name(f".{folder.name}.replaced-{os.getpid()}")
+        remove_tree(old)
+        os.replace(folder, old)
+        os.replace(new, folder)
+        remove_tree(old)
+    fsync_dir(folder.parent)
+
+
+def _write_model(ranker, folder: Path, card: dict | None) -> None:
+    """Write every file of the saved ranker into the (new, empty) ``folder``."""
     from safetensors.torch import save_file
 
     from lateint.modeling.heads import ClsHead
 
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"cannot save a model to {folder}: it is a file; give a folder path.")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create the model folder {folder}: {exc.strerror}; choose a writable path.") from None
     backbone = ranker.encoder.backbone
     config = ranker.config
     model_type = config.encoder.model_type
@@ -392,7 +532,7 @@ def save(ranker, folder: str | os.PathLike, *, card: dict | None = None) -> Path
 
         cfg = copy.deepcopy(backbone.config)
         cfg.num_hidden_layers = ranker.num_layers
-        model = AutoModel.from_config(cfg)
+        model = AutoModel.from_config(cfg, trust_remote_code=False)
         model.load_state_dict(cpu_state, strict=False)
         model.save_pretrained(folder)
         save_file({k: v.detach().to("cpu", torch.float32).contiguous() for k, v in head.state_dict().items()},
@@ -403,7 +543,6 @@ def save(ranker, folder: str | os.PathLike, *, card: dict | None = None) -> Path
     from lateint.hub import write_exports
 
     write_exports(ranker, folder, card)
-    return folder
 
 
 def _save_sequence_classification(ranker, folder: Path, state: dict[str, torch.Tensor]) -> None:
@@ -413,7 +552,7 @@ def _save_sequence_classification(ranker, folder: Path, state: dict[str, torch.T
     cfg.num_hidden_layers = ranker.num_layers
     cfg.num_labels = 1
     cfg.id2label, cfg.label2id = {0: "LABEL_0"}, {"LABEL_0": 0}
-    model = AutoModelForSequenceClassification.from_config(cfg)
+    model = AutoModelForSequenceClassification.from_config(cfg, trust_remote_code=False)
     model.base_model.load_state_dict(state, strict=False)
     dense, _, out = _classifier_parts(model, ranker.config.encoder.model_type)
     head = ranker.head

@@ -31,3 +31,8 @@ class CacheMismatchError(LateintError, ValueError):
 
 class CorruptionError(LateintError, OSError):
     """Stored data failed its integrity check (checksum or structure)."""
+
+
+class StorageError(LateintError, OSError):
+    """Data could not be written (a full disk, a read-only or unwritable folder); nothing that
+    looks complete was left behind."""

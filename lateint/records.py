@@ -27,9 +27,12 @@ class RecordStore:
         self.folder = Path(folder)
 
     def path(self, key: str) -> Path:
-        if not key or "/" in key or key.startswith("."):
-            raise InputError(f"a record key must be a plain file name, got {key!r}.")
-        return self.folder / f"{key}.json"
+        from lateint.cache.files import member_path
+
+        if isinstance(key, str) and key.startswith("."):
+            raise InputError(f"a record key must be a plain file name not starting with '.', got {key!r}.")
+        return member_path(self.folder, f"{key}.json" if isinstance(key, str) and key else key, "a record key",
+                           InputError)
 
     def __contains__(self, key: str) -> bool:
         return self.path(key).is_file()

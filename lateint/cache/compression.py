@@ -35,7 +35,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from lateint.errors import ConfigError
+from lateint.errors import ConfigError, CorruptionError
 
 
 class StateCompressor(nn.Module):
@@ -82,17 +82,21 @@ class StateCompressor(nn.Module):
         Each file is written under a temporary name and renamed, the JSON last: a folder whose
         ``compressor.json`` exists holds a whole compressor, even after a kill.
         """
+        from lateint.cache.files import atomic_write_bytes, remove_tree
+
         folder = Path(folder)
+        if folder.is_symlink():
+            raise CorruptionError(f"{folder} is a symbolic link; a compressor is saved into a folder, never through a "
+                                  "link. Delete the link and rerun")
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".compressor.safetensors.{os.getpid()}.tmp"
+        remove_tree(tmp)  # a link left there is removed, not written through
         save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(tmp))
         os.replace(tmp, folder / "compressor.safetensors")
         meta = {"hidden_size": self.hidden_size, "dim": self.dim}
         if self.side_info:  # absent otherwise, so compressors saved before the option load as they were
             meta["side_info"] = True
-        tmp = folder / f".compressor.json.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(meta))
-        os.replace(tmp, folder / "compressor.json")
+        atomic_write_bytes(folder / "compressor.json", json.dumps(meta).encode("utf-8"))
 
     @staticmethod
     def saved_in(folder: str | Path) -> bool:

@@ -34,6 +34,7 @@ import torch
 
 from lateint.cache.compression import StateCompressor
 from lateint.cache.fields import FieldSpec
+from lateint.cache.files import atomic_write_bytes
 from lateint.cache.fingerprint import WeightsState, cache_description, representation_fingerprint
 from lateint.cache.reader import CacheReader
 from lateint.cache.shards import Share, part_description
@@ -192,7 +193,10 @@ class DocCache:
                         if bar is not None:
                             bar.update(len(idx))
                             bar.set_postfix(tok_s=f"{tokens / max(time.perf_counter() - start, 1e-9):.0f}")
-                writer.close(collection_docs=share.seen if share is not None else None)
+                if share is not None:
+                    writer.close(collection_docs=share.seen, collection_sha256=share.digest.hexdigest())
+                else:
+                    writer.close()
         finally:
             if bar is not None:
                 bar.close()
@@ -341,7 +345,7 @@ def _record_build(path: Path, stats: BuildStats) -> None:
     if not isinstance(runs, list):
         runs = []
     runs.append({**asdict(stats), "docs_per_second": stats.docs_per_second, "tokens_per_second": stats.tokens_per_second})
-    file.write_text(json.dumps(runs, indent=2))
+    atomic_write_bytes(file, json.dumps(runs, indent=2).encode("utf-8"))
 
 
 def _positive_int(value, name: str) -> int:

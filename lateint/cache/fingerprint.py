@@ -127,3 +127,17 @@ class WeightsState:
             self.assignments = _assignments[0]
         return all(container.get(key) is t and t._version == version and t.data_ptr() == pointer
                    for container, key, t, pointer, version in self.tensors)
+
+
+def ranker_fingerprint(ranker) -> str:
+    """Hex SHA-256 of everything that determines a ranker's scores: its config (split, layout,
+    head, lengths, quantization ...), its tokenizer and every weight. A result written by a ranker
+    (a re-ranked run) records it, so that a job resuming the result with another ranker is refused."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"format": FORMAT_VERSION, "config": ranker.config.to_dict()}, sort_keys=True).encode())
+    _hash_tokenizer(h, ranker.tokenizer)
+    for name, tensor in sorted(ranker.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()

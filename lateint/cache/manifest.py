@@ -37,7 +37,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from lateint.cache.files import atomic_write_bytes, sha256_file
+from lateint.cache.files import atomic_write_bytes, member_path, plain_name, sha256_file
 from lateint.errors import CacheMismatchError, CorruptionError, InputError, MissingResourceError
 
 FORMAT = "lateint-doc-cache"
@@ -45,6 +45,7 @@ VERSION = 2
 MANIFEST_FILE = "manifest.json"
 SHARDS_DIR = "shards"
 TMP_PREFIX = ".tmp-"
+INDEX_PREFIX = "index-"
 IDS_FILE = "ids.npy"
 CHECKSUM_KEY = "checksum"
 
@@ -157,6 +158,8 @@ def manifest_problems(m: Mapping[str, Any]) -> list[str]:
                 problems.append(f"shard {s['name']}: first_id/last_id are not strings")
         index = m["index"]
         if index is not None:
+            if not plain_name(index["name"]) or not index["name"].startswith(INDEX_PREFIX):
+                problems.append(f"index name {index['name']!r} is not a plain index-NNNNNN folder name")
             if sorted(index["files"]) != ["ids.npy", "row.npy", "shard.npy"]:
                 problems.append(f"index files {sorted(index['files'])} are not ids/shard/row")
             if index["docs"] != sum(s["docs"] for s in m["shards"]):
@@ -165,6 +168,12 @@ def manifest_problems(m: Mapping[str, Any]) -> list[str]:
             problems.append("complete is set without an index")
         if not isinstance(m["metadata"], dict):
             problems.append("metadata is not an object")
+        for name, side in (m.get("side") or {}).items():
+            if not plain_name(name) or name.startswith(".") or name in (SHARDS_DIR, MANIFEST_FILE):
+                problems.append(f"side folder name {name!r} is not a plain folder name")
+            bad = [f for f in side["files"] if not all(plain_name(part) for part in str(f).split("/"))]
+            if bad:
+                problems.append(f"side folder {name!r} lists files {bad[:3]} outside it")
         return problems
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         return [f"a required key is missing or malformed ({type(e).__name__}: {e})"]
@@ -221,12 +230,21 @@ def check_metadata(folder: Path, stored: Mapping[str, Any], expected: Mapping[st
             f"{', '.join(keys)} ({describe_diff(stored, expected, keys)}). {action}")
 
 
+def member_file(folder: Path, relative: str, what: str) -> Path:
+    """``folder / relative`` for a file a manifest lists (its ``/``-separated parts each a plain
+    name), so that no listed name reaches outside ``folder``."""
+    path = folder
+    for part in str(relative).split("/"):
+        path = member_path(path, part, what)
+    return path
+
+
 def file_problems(folder: Path, files: Mapping[str, Mapping[str, Any]], check_hash: bool) -> list[str]:
     """Problems of the files a manifest entry lists under ``folder``: missing, wrong size and, when
     ``check_hash``, wrong sha256. Each problem is ``"<path>: <what>"``; empty when all is well."""
     problems = []
     for name, expect in files.items():
-        path = folder / name
+        path = member_file(folder, name, "a manifest entry")
         try:
             size = path.stat().st_size
         except FileNotFoundError:

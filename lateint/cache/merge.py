@@ -21,15 +21,11 @@ from typing import Sequence
 
 from lateint.cache.files import WriterLock, fsync_dir, remove_tree
 from lateint.cache.manifest import (SHARDS_DIR, TMP_PREFIX, IncompleteCacheError, describe_diff, load_manifest,
-                                    metadata_diff, new_manifest, save_manifest, shard_name)
+                                    member_file, metadata_diff, new_manifest, save_manifest, shard_name)
 from lateint.cache.reader import CacheReader
 from lateint.cache.shards import share_of
 from lateint.cache.writer import write_index
 from lateint.errors import CacheMismatchError, InputError
-
-#: Folders beside the shards that a part may carry (the same in every part, by its fingerprint).
-SIDE_FOLDERS = ("compressor",)
-
 
 @dataclass
 class MergeReport:
@@ -62,6 +58,10 @@ def merge_parts(out: str | os.PathLike, parts: Sequence[str | os.PathLike], *, d
         raise InputError("a part folder is given twice; give each part once")
     if out.resolve() in {p.resolve() for p in folders}:
         raise InputError(f"--out {out} is one of the parts; merge into a new folder")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} is a file; the merged cache is a folder: give a new folder path")
+    if out.exists() and any(p.name != ".lock" for p in out.iterdir()):
+        raise InputError(f"{out} exists and is not empty; merge into a new folder (or delete it first)")
     manifests = []
     for folder in folders:
         manifest = load_manifest(folder)
@@ -75,8 +75,6 @@ def merge_parts(out: str | os.PathLike, parts: Sequence[str | os.PathLike], *, d
     for folder, manifest, reader in ordered:
         _check_ids_in_share(folder, reader, manifest["part"])
 
-    if out.exists() and (not out.is_dir() or any(p.name != ".lock" for p in out.iterdir())):
-        raise InputError(f"{out} exists and is not empty; merge into a new folder (or delete it first)")
     # Built beside ``out`` and renamed into place, so that an interrupted merge leaves no half cache.
     work = out.with_name(f".{out.name}.merging")
     remove_tree(work)
@@ -109,10 +107,12 @@ def merge_parts(out: str | os.PathLike, parts: Sequence[str | os.PathLike], *, d
                 os.replace(tmp, shards_dir / shard_name(number))
                 merged["shards"].append({**entry, "name": shard_name(number)})
                 merged["next_shard"] = number + 1
-        for side in SIDE_FOLDERS:
-            source = folders[0] / side
-            if source.is_dir():
-                shutil.copytree(source, work / side)
+        for side, listing in (first.get("side") or {}).items():
+            # only the files the (checked) manifest lists, each a plain name inside its folder
+            for name in listing["files"]:
+                target = member_file(work / side, name, "a side folder entry")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(member_file(folders[0] / side, name, "a side folder entry"), target)
         if durable:
             fsync_dir(shards_dir)
         save_manifest(work, merged, durable)
@@ -174,6 +174,17 @@ def _check_compatible(folders: list[Path], manifests: list[dict]) -> None:
     if len(totals) != 1 or None in totals:
         raise CacheMismatchError(f"the parts were built over different collections (document counts "
                                  f"{sorted(map(str, totals))}); rebuild them from the same dataset")
+    digests = {m["part"].get("collection_sha256") for m in manifests}
+    if None in digests:
+        old = [str(f) for f, m in zip(folders, manifests) if m["part"].get("collection_sha256") is None]
+        raise CacheMismatchError(f"{', '.join(old)} does not record which collection it was cut from (built by an "
+                                 "earlier lateint); rebuild the parts, then merge")
+    if len(digests) != 1:
+        groups = {}
+        for f, m in zip(folders, manifests):
+            groups.setdefault(m["part"]["collection_sha256"][:12], []).append(str(f))
+        raise CacheMismatchError(f"the parts were cut from different collections, or versions of a collection whose "
+                                 f"texts differ (collection digests {groups}); rebuild them from the same dataset")
     total = totals.pop()
     stored = sum(sum(s["docs"] for s in m["shards"]) for m in manifests)
     if stored != total:

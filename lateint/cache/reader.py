@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -31,9 +32,11 @@ from lateint.cache.checksums import crc32
 from lateint.cache.fields import FieldSpec
 from lateint.cache.ids import as_id_list, decode_id, encode_ids, lookup_sorted, token_ranges
 from lateint.cache.files import sha256_file
-from lateint.cache.manifest import (IDS_FILE, SHARDS_DIR, IncompleteCacheError, check_metadata, crc_file,
-                                    data_file, file_problems, load_manifest, normalize_metadata, offsets_file)
-from lateint.errors import CorruptionError, InputError
+from lateint.cache.files import member_path
+from lateint.cache.manifest import (CHECKSUM_KEY, IDS_FILE, MANIFEST_FILE, SHARDS_DIR, IncompleteCacheError,
+                                    check_metadata, crc_file, data_file, file_problems, load_manifest,
+                                    normalize_metadata, offsets_file)
+from lateint.errors import CacheMismatchError, CorruptionError, InputError
 
 _REBUILD = ("rerun the build with the same path: it resumes and recomputes only the missing documents "
             "(delete a damaged shard folder first)")
@@ -55,7 +58,7 @@ class CacheReader:
         #: check each gathered document against its CRC-32 (turn off only to measure its cost)
         self.check_reads = check_reads
         index = manifest["index"]
-        index_dir = path / index["name"]
+        index_dir = member_path(path, index["name"], f"the manifest of {path}")
         for name, entry in index["files"].items():
             if sha256_file(index_dir / name) != entry["sha256"]:
                 raise CorruptionError(_describe_problems(path, [f"{index_dir / name}: sha256 checksum mismatch"]))
@@ -73,10 +76,27 @@ class CacheReader:
         side = (self._manifest.get("side") or {}).get(name)
         if side is None:
             return None
-        problems = file_problems(self.path / name, side["files"], check_hash=True)
+        folder = member_path(self.path, name, f"the manifest of {self.path}")
+        problems = file_problems(folder, side["files"], check_hash=True)
         if problems:
-            raise CorruptionError(_describe_problems(self.path, problems))
-        return self.path / name
+            raise self._damaged(problems)
+        return folder
+
+    def _damaged(self, problems: list[str]) -> Exception:
+        """The error for ``problems`` found in a file after the store was opened: if the folder now
+        holds another store (rebuilt, replaced or deleted under this reader), a
+        :class:`CacheMismatchError` saying so; else a :class:`CorruptionError` naming the damage."""
+        try:
+            current = json.loads((self.path / MANIFEST_FILE).read_text(encoding="utf-8")).get(CHECKSUM_KEY)
+        except (OSError, ValueError, AttributeError):
+            current = None
+        if current != self._manifest.get(CHECKSUM_KEY):
+            now = "no longer holds a document cache" if current is None else "now holds another build"
+            return CacheMismatchError(
+                f"the document cache at {self.path} was replaced while it was open (the folder {now}; first "
+                f"problem: {problems[0]}). Nothing is damaged: reopen the cache (or rerun the command) to read "
+                "what is there now")
+        return CorruptionError(_describe_problems(self.path, problems))
 
     def _check_index(self) -> None:
         """The index's arrays agree with each other and with the manifest's shards."""
@@ -206,7 +226,7 @@ class CacheReader:
             crcs = self._load_checked(folder, crc_file(field), entry)
             problem = _offsets_problem(offsets, crcs, entry["docs"], entry["tokens"][field])
             if problem:
-                raise CorruptionError(_describe_problems(self.path, [f"{folder / offsets_file(field)}: {problem}"]))
+                raise self._damaged([f"{folder / offsets_file(field)}: {problem}"])
             self._offsets[key] = offsets
             self._crcs[key] = crcs
         return offsets
@@ -217,11 +237,10 @@ class CacheReader:
         try:
             data = path.read_bytes()
         except OSError as e:
-            raise CorruptionError(_describe_problems(self.path, [f"{path}: unreadable ({e.strerror})"])) from None
+            raise self._damaged([f"{path}: unreadable ({e.strerror})"]) from None
         expect = entry["files"][name]
         if len(data) != expect["bytes"] or hashlib.sha256(data).hexdigest() != expect["sha256"]:
-            raise CorruptionError(_describe_problems(self.path, [f"{path}: sha256 checksum mismatch (damaged, or "
-                                                                  "not the file the manifest lists)"]))
+            raise self._damaged([f"{path}: sha256 checksum mismatch (damaged, or not the file the manifest lists)"])
         return _load_npy(path, self.path, data)
 
     def _shard_data(self, shard: int, spec: FieldSpec) -> np.ndarray:
@@ -237,7 +256,7 @@ class CacheReader:
                 try:
                     data = np.memmap(path, dtype=np.uint8, mode="r", shape=(tokens, spec.row_nbytes))
                 except (OSError, ValueError) as e:
-                    raise CorruptionError(_describe_problems(self.path, [f"{path}: cannot be mapped ({e})"])) from None
+                    raise self._damaged([f"{path}: cannot be mapped ({e})"]) from None
             self._data[key] = data
         return data
 
@@ -293,9 +312,8 @@ class CacheReader:
             if crc32(flat[start * width:(start + n) * width]) != expected[i]:
                 entry = self._shards[shard]
                 path = self.path / SHARDS_DIR / entry["name"] / data_file(spec.name)
-                raise CorruptionError(_describe_problems(
-                    self.path, [f"{path}: document row {int(rows[i])} fails its CRC-32 (the bytes changed after "
-                                "they were written)"]))
+                raise self._damaged([f"{path}: document row {int(rows[i])} fails its CRC-32 (the bytes changed "
+                                     "after they were written)"])
 
     # ------------------------------------------------------------------ reading
 
@@ -423,7 +441,7 @@ class CacheReader:
         if not problems:
             problems += self._index_problems()
         if problems:
-            raise CorruptionError(_describe_problems(self.path, problems))
+            raise self._damaged(problems)
         return {"shards": len(self._shards), "files": files, "bytes": nbytes, "docs": len(self)}
 
     def _shard_problems(self, position: int, entry: Mapping[str, Any], folder: Path) -> list[str]:

@@ -5,7 +5,9 @@ A build with ``num_shards = N, shard_index = I`` stores the documents whose id h
 id, so every process, on any machine and in any order of the collection, agrees on the shares: they
 are disjoint and together cover each document exactly once. Each share is an ordinary store (it
 resumes like any build) whose manifest records its ``part`` (the share and, once complete, how many
-documents the whole stream had), which :mod:`lateint.cache.merge` checks before joining the parts.
+documents the whole stream had and the stream's identity, :func:`collection_digest`), which
+:mod:`lateint.cache.merge` checks before joining the parts: parts cut from two collections, or from
+two versions of one collection whose texts differ, never merge.
 
 Under ``torchrun`` or ``accelerate launch`` the share comes from the launcher's ``RANK`` and
 ``WORLD_SIZE`` (:func:`launcher_world`).
@@ -44,9 +46,36 @@ def part_description(num_shards: int, shard_index: int) -> dict[str, Any]:
     return {"num_shards": num_shards, "shard_index": shard_index, "rule": RULE}
 
 
+class CollectionDigest:
+    """The identity of a stream of ``(doc_id, text)`` pairs: the sum modulo 2**256 of the sha256
+    of each pair (id and text utf-8, each preceded by its length). It depends on every id and every
+    text of the whole stream but not on its order, so every share's build of one collection, reading
+    it in any order, records the same digest, and any edited, added or dropped document changes it."""
+
+    _MODULUS = 1 << 256
+
+    def __init__(self) -> None:
+        self._sum = 0
+
+    def add(self, item: object) -> None:
+        h = hashlib.sha256()
+        if isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(x, str) for x in item):
+            for part in item:
+                data = part.encode("utf-8", "surrogatepass")
+                h.update(len(data).to_bytes(8, "little"))
+                h.update(data)
+        else:  # malformed items are refused by the build; they still count here
+            h.update(b"\xff" + repr(item).encode("utf-8", "backslashreplace"))
+        self._sum = (self._sum + int.from_bytes(h.digest(), "little")) % self._MODULUS
+
+    def hexdigest(self) -> str:
+        return self._sum.to_bytes(32, "little").hex()
+
+
 class Share:
     """Iterate over the ``(doc_id, text)`` pairs of ``docs`` in share ``shard_index`` of
-    ``num_shards``, counting every pair of the stream (:attr:`seen`)."""
+    ``num_shards``, counting every pair of the stream (:attr:`seen`) and taking its identity
+    (:attr:`digest`, a :class:`CollectionDigest`)."""
 
     def __init__(self, docs: Iterable, num_shards: int, shard_index: int) -> None:
         check_share(num_shards, shard_index)
@@ -54,11 +83,13 @@ class Share:
         self.num_shards = num_shards
         self.shard_index = shard_index
         self.seen = 0
+        self.digest = CollectionDigest()
         self.exhausted = False
 
     def __iter__(self) -> Iterator:
         for item in self.docs:
             self.seen += 1
+            self.digest.add(item)
             # Malformed items pass through so that the build rejects them with its own message.
             doc_id = item[0] if isinstance(item, (tuple, list)) and item else None
             if not isinstance(doc_id, str) or share_of(doc_id, self.num_shards) == self.shard_index:

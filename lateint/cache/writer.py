@@ -33,13 +33,17 @@ import numpy as np
 
 from lateint.cache.checksums import crc32
 from lateint.cache.fields import FieldSpec, normalize_fields
-from lateint.cache.files import WriterLock, atomic_write_bytes, fsync_dir, npy_bytes, remove_tree, sha256_file
+from lateint.cache.files import (WriterLock, atomic_write_bytes, fsync_dir, member_path, npy_bytes, open_nofollow,
+                                 remove_tree, sha256_file, truncate_nofollow)
 from lateint.cache.ids import IdSet, as_id_list, decode_id, encode_ids, token_ranges
-from lateint.cache.manifest import (IDS_FILE, MANIFEST_FILE, SHARDS_DIR, TMP_PREFIX, check_metadata, crc_file, data_file,
+from lateint.cache.manifest import (IDS_FILE, INDEX_PREFIX, MANIFEST_FILE, SHARDS_DIR, TMP_PREFIX, check_metadata,
+                                    crc_file, data_file,
                                     file_problems, shard_files, load_manifest, new_manifest, normalize_metadata,
                                     offsets_file, save_manifest, shard_name)
 from lateint.errors import CacheMismatchError, ConfigError, CorruptionError, InputError
 
+#: Keys of a part's record that describe the whole collection (set when the part's build closes).
+PART_COLLECTION_KEYS = ("collection_docs", "collection_sha256")
 #: Default shard limits: whichever is reached first seals the shard.
 DEFAULT_SHARD_DOCS = 65536
 DEFAULT_SHARD_BYTES = 1 << 30
@@ -52,7 +56,6 @@ _PROGRESS = "progress.json"
 _OPEN_IDS = "ids.raw"
 _OPEN_ENDS = ".ends"
 _OPEN_CRC = ".crc"
-_INDEX_PREFIX = "index-"
 
 ArrayLike = Any  # numpy array, torch tensor, or nested lists
 
@@ -147,7 +150,8 @@ class _OpenShard:
             tmp.mkdir(parents=True)
         self.fields = fields
         mode = "wb" if fresh else "ab"
-        self.files = {name: open(tmp / name, mode, buffering=_WRITE_BUFFER) for name in self._file_names()}
+        # Never through a symbolic link planted in the folder: a write would land outside the cache.
+        self.files = {name: open_nofollow(tmp / name, mode, buffering=_WRITE_BUFFER) for name in self._file_names()}
         self.hashes = {f.name: hashlib.sha256() for f in fields}
         self.offset_chunks: dict[str, list[np.ndarray]] = {f.name: [np.zeros(1, np.int64)] for f in fields}
         self.crc_chunks: dict[str, list[np.ndarray]] = {f.name: [] for f in fields}
@@ -165,7 +169,12 @@ class _OpenShard:
     @classmethod
     def resume(cls, tmp: Path, fields: list[FieldSpec]) -> "_OpenShard | None":
         """The committed part of a shard left by a killed writer, ready to append to; None when
-        nothing usable was committed (the folder is then discarded by the caller)."""
+        nothing usable was committed (the folder is then discarded by the caller). A folder that is
+        a symbolic link, or holds one (or anything but regular files) where its files belong, is
+        discarded too: resuming it would truncate and append to files outside the cache."""
+        names = [_PROGRESS, *cls._names_for(fields)]
+        if tmp.is_symlink() or not all((tmp / n).is_file() and not (tmp / n).is_symlink() for n in names):
+            return None
         try:
             progress = json.loads((tmp / _PROGRESS).read_text(encoding="utf-8"))
             sizes = {name: int(progress["files"][name]) for name in cls._names_for(fields)}
@@ -173,7 +182,7 @@ class _OpenShard:
             for name, size in sizes.items():
                 if (tmp / name).stat().st_size < size:
                     return None
-                os.truncate(tmp / name, size)  # drop what was written after the commit
+                truncate_nofollow(tmp / name, size)  # drop what was written after the commit
             raw_ids = (tmp / _OPEN_IDS).read_bytes()
             ids = raw_ids.split(b"\0")[:-1]
             arrays = {}
@@ -187,7 +196,7 @@ class _OpenShard:
                 arrays[f.name] = (ends, crcs, total)
             if len(ids) != docs or docs == 0 or progress.get("sha256") != _digest_of(tmp, fields, sizes):
                 return None
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError):  # CorruptionError (a planted link) is an OSError
             return None
         shard = cls(tmp, fields, fresh=False)
         for f in fields:
@@ -280,7 +289,8 @@ class _OpenShard:
                 "last_id": decode_id(self.ids[-1]), "tokens": dict(self.tokens), "files": files}
 
     def _write_small(self, name: str, data: bytes, durable: bool) -> dict[str, Any]:
-        with open(self.tmp / name, "wb") as f:
+        (self.tmp / name).unlink(missing_ok=True)  # a link left in a resumed folder is removed, not followed
+        with open_nofollow(self.tmp / name, "wb") as f:
             f.write(data)
             if durable:
                 f.flush()
@@ -425,7 +435,7 @@ class CacheWriter:
                         "Use a new path for this configuration, or delete the old cache folder to rebuild it.")
                 check_metadata(folder, manifest["metadata"], meta, "Use a new path for this configuration, "
                                "or delete the old cache folder to rebuild it.")
-                stored_part = {k: v for k, v in (manifest.get("part") or {}).items() if k != "collection_docs"}
+                stored_part = {k: v for k, v in (manifest.get("part") or {}).items() if k not in PART_COLLECTION_KEYS}
                 if stored_part != normalize_metadata(part):
                     raise CacheMismatchError(
                         f"the document cache at {folder} holds the share {stored_part or 'all documents'}, not "
@@ -449,6 +459,9 @@ class CacheWriter:
     def _recover(self, verify: bool) -> None:
         """Keep the sound sealed shards, delete everything else, and load the stored ids."""
         shards_dir = self.path / SHARDS_DIR
+        if shards_dir.is_symlink():
+            raise CorruptionError(f"{shards_dir} is a symbolic link; a cache's shards must be inside its folder. "
+                                  f"Delete {self.path} and rebuild the cache")
         shards_dir.mkdir(exist_ok=True)
         kept, dropped = [], []
         for entry in self._manifest["shards"]:
@@ -461,7 +474,7 @@ class CacheWriter:
             else:
                 kept.append(entry)
         sealed = shards_dir / shard_name(self._manifest["next_shard"])
-        entry = _sealed_entry(sealed, self.fields) if not dropped and sealed.is_dir() else None
+        entry = _sealed_entry(sealed, self.fields) if not dropped and sealed.is_dir() and not sealed.is_symlink() else None
         if entry is not None and not _overlaps(sealed, [shards_dir / e["name"] for e in kept]):
             # Killed after renaming a sealed (fsynced) shard into place but before listing it.
             kept.append(entry)
@@ -478,7 +491,7 @@ class CacheWriter:
                 remove_tree(p)
         index = self._manifest.get("index")
         for p in self.path.iterdir():
-            stale_index = p.name.startswith(_INDEX_PREFIX) and (index is None or p.name != index["name"])
+            stale_index = p.name.startswith(INDEX_PREFIX) and (index is None or p.name != index["name"])
             if stale_index or p.name.startswith(TMP_PREFIX) or p.name.startswith(f".{MANIFEST_FILE}.tmp"):
                 remove_tree(p)
         self._manifest["shards"] = kept
@@ -486,7 +499,7 @@ class CacheWriter:
             self._mark_modified()
         else:
             save_manifest(self.path, self._manifest, self._durable)
-        chunks = [np.load(shards_dir / e["name"] / IDS_FILE) for e in kept]
+        chunks = [np.load(shards_dir / e["name"] / IDS_FILE, allow_pickle=False) for e in kept]
         if self._shard is not None:
             chunks.append(np.array(self._shard.ids, dtype=np.bytes_))
             self._mark_modified()
@@ -508,7 +521,7 @@ class CacheWriter:
         self._manifest["index"] = None
         save_manifest(self.path, self._manifest, self._durable)
         if old is not None:
-            remove_tree(self.path / old["name"])
+            remove_tree(member_path(self.path, old["name"], f"the manifest of {self.path}"))
 
     # ------------------------------------------------------------------ queries
 
@@ -671,7 +684,10 @@ class CacheWriter:
         the manifest with their checksums, so that readers check them too. If it is listed
         already, check it instead (:class:`CorruptionError` if it changed)."""
         self._check_writable()
-        folder = self.path / name
+        folder = member_path(self.path, name, "a side folder", InputError)
+        if folder.is_symlink():
+            raise CorruptionError(f"{folder} is a symbolic link; a cache's side folder must be a folder inside it. "
+                                  "Delete the link and rerun the build")
         files = {str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
                  for p in sorted(folder.rglob("*")) if p.is_file()}
         side = self._manifest.setdefault("side", {})
@@ -705,11 +721,13 @@ class CacheWriter:
 
     # ------------------------------------------------------------------ finishing
 
-    def close(self, collection_docs: int | None = None) -> None:
+    def close(self, collection_docs: int | None = None, collection_sha256: str | None = None) -> None:
         """Seal the last shard, write the id index and mark the store complete. Idempotent.
 
-        ``collection_docs``: for a store holding one share of a collection (``part``), how many
-        documents the whole collection has; a merge uses it to prove that its parts cover it.
+        ``collection_docs``, ``collection_sha256``: for a store holding one share of a collection
+        (``part``), how many documents the whole collection has and its identity
+        (:class:`~lateint.cache.shards.CollectionDigest`); a merge uses them to prove that its
+        parts were cut from one collection and cover it.
         """
         if self._closed:
             return
@@ -718,6 +736,8 @@ class CacheWriter:
             self._seal()
             if collection_docs is not None and self._manifest.get("part"):
                 self._manifest["part"]["collection_docs"] = int(collection_docs)
+            if collection_sha256 is not None and self._manifest.get("part"):
+                self._manifest["part"]["collection_sha256"] = str(collection_sha256)
             index = self._manifest.get("index")
             if (self._modified or index is None
                     or file_problems(self.path / index["name"], index["files"], check_hash=True)):
@@ -795,7 +815,7 @@ def write_index(folder: Path, manifest: dict[str, Any], durable: bool = True) ->
     """
     shards_dir = folder / SHARDS_DIR
     entries = manifest["shards"]
-    chunks = [np.load(shards_dir / e["name"] / IDS_FILE) for e in entries]
+    chunks = [np.load(shards_dir / e["name"] / IDS_FILE, allow_pickle=False) for e in entries]
     counts = np.array([len(c) for c in chunks], dtype=np.int64)
     if chunks:
         width = max(c.dtype.itemsize for c in chunks)
@@ -812,14 +832,14 @@ def write_index(folder: Path, manifest: dict[str, Any], durable: bool = True) ->
     starts = np.cumsum(counts) - counts
     row = (np.arange(len(ids), dtype=np.int64) - np.repeat(starts, counts))[order].astype(row_dtype)
     number = manifest.get("next_index", 0)
-    name = f"{_INDEX_PREFIX}{shard_name(number)}"
+    name = f"{INDEX_PREFIX}{shard_name(number)}"
     tmp = folder / f"{TMP_PREFIX}{name}"
     remove_tree(tmp)
     tmp.mkdir()
     files = {}
     for fname, array in (("ids.npy", ids), ("shard.npy", shard_of), ("row.npy", row)):
         data = npy_bytes(array)
-        with open(tmp / fname, "wb") as f:
+        with open_nofollow(tmp / fname, "wb") as f:
             f.write(data)
             if durable:
                 f.flush()
@@ -833,4 +853,4 @@ def write_index(folder: Path, manifest: dict[str, Any], durable: bool = True) ->
     manifest["next_index"] = number + 1
     save_manifest(folder, manifest, durable)
     if old is not None and old["name"] != name:
-        remove_tree(folder / old["name"])
+        remove_tree(member_path(folder, old["name"], f"the manifest of {folder}"))

@@ -76,6 +76,16 @@ def _activations_need_reduced_range() -> bool:
     return "avx512_vnni" not in flags and "avx_vnni" not in flags
 
 
+def row_bucket(rows: int) -> int:
+    """The row count a packed fp32 product of ``rows`` rows is padded to: ``rows`` itself up to 64,
+    then the next multiple of an eighth of its power of two (at most 1/8 = 12.5% extra rows; about
+    eight sizes per doubling)."""
+    if rows <= 64:
+        return rows
+    step = 1 << max(3, rows.bit_length() - 4)
+    return -(-rows // step) * step
+
+
 def _pack_int8(weight: torch.Tensor, bias: torch.Tensor | None):
     w = weight.detach().float()
     scales = (w.abs().amax(dim=1) / 127.0).clamp_min(1e-12).double()
@@ -102,7 +112,18 @@ class FastLinear(nn.Linear):
             return torch.ops.quantized.linear_dynamic(x, packed, _activations_need_reduced_range())
         if packed is None:
             return F.linear(x, self.weight, self.bias)
-        return torch.ops.mkldnn._linear_pointwise(x, packed, self.bias, "none", [], "")
+        rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
+        bucket = row_bucket(rows)
+        if bucket == rows:
+            return torch.ops.mkldnn._linear_pointwise(x, packed, self.bias, "none", [], "")
+        # oneDNN keeps memory for every row count it has multiplied (the primitive cache off or
+        # not): re-ranking, whose row counts follow the candidates' lengths, grew without bound.
+        # Padding the rows to a few bucket sizes bounds that memory; rows are independent, so the
+        # padding changes no result.
+        flat = x.reshape(rows, x.shape[-1])
+        padded = torch.cat([flat, flat.new_zeros(bucket - rows, flat.shape[1])])
+        out = torch.ops.mkldnn._linear_pointwise(padded, packed, self.bias, "none", [], "")
+        return out[:rows].reshape(*x.shape[:-1], out.shape[-1])
 
     def _packed(self):
         w, b = self.weight, self.bias

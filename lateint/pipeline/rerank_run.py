@@ -3,6 +3,9 @@
 Documents are encoded once into a :class:`~lateint.DocCache` (the offline part, itself
 resumable), then each query is re-ranked from the cache and written to the run as soon as it is
 scored (the online part). Rerunning the same command skips the queries already in the run.
+The run is bound to what produced it: ``<run>.ranker.json`` records the ranker's fingerprint (config,
+tokenizer and weights), split, run tag, storage and dataset, and a job resuming the run
+with anything else is refused rather than mixing two rankers in one run.
 Where the layout makes document states depend on the query (``packed`` at L > 0), there is
 nothing to cache and pairs are scored end to end.
 """
@@ -20,7 +23,10 @@ from typing import Mapping
 from lateint.data.datasets import DOC_TEXT, DatasetHandle
 from lateint.data.run_types import RankedLists
 from lateint.data.runs import ResumableRunWriter, check_run_queries
-from lateint.errors import InputError
+from lateint.errors import CacheMismatchError, InputError
+
+#: Suffix of the record beside a run naming the ranker and inputs that wrote it.
+PRODUCER_SUFFIX = ".ranker.json"
 
 
 @dataclass
@@ -135,10 +141,15 @@ def rerank_dataset(
         raise InputError("the first-stage run is empty: there is nothing to re-rank.")
     queries = dataset.queries()
     check_run_queries(candidates, queries.keys(), source="first-stage run")
+    blank = [q for q in candidates if not queries[q].strip()]
+    if blank:
+        raise InputError(f"{len(blank)} queries of {dataset.irds_id!r} have an empty text, e.g. query id(s) "
+                         f"{blank[:5]}; drop them from the first-stage run (or give them a text).")
     out.parent.mkdir(parents=True, exist_ok=True)
     report = RerankReport(str(out), 0, 0)
     report.candidates_per_query = statistics.fmean(len(v) for v in candidates.values())
     with ResumableRunWriter(out, tag) as writer:
+        bind_run(out, writer, run_producer(ranker, tag, storage, dataset.irds_id, cache))
         pending = writer.pending(candidates.keys())
         cacheable = not (ranker.doc_states_depend_on_query and ranker.split > 0)
         given, cache = cache, None
@@ -199,6 +210,48 @@ def score_candidates(ranker, dataset: DatasetHandle, query: str, doc_ids: list[s
     texts = dataset.doc_text(doc_ids)
     values = ranker.score([query] * len(doc_ids), [texts[d] for d in doc_ids], batch_size=batch_size)
     return dict(zip(doc_ids, values.tolist()))
+
+
+def run_producer(ranker, tag: str, storage: str, dataset: str, cache: str | Path | None = None) -> dict:
+    """What a re-ranked run is bound to: the ranker (fingerprint, split), the tag, the storage or
+    prebuilt cache and the dataset. (A resumed job may add queries, so the candidates are not part
+    of it.)"""
+    from lateint.cache.fingerprint import ranker_fingerprint
+
+    source = {"cache": str(Path(cache).resolve())} if cache is not None else {"storage": storage}
+    return {"fingerprint": ranker_fingerprint(ranker), "split": ranker.split, "num_layers": ranker.num_layers,
+            "tag": tag, **source, "dataset": dataset}
+
+
+def bind_run(out: Path, writer: ResumableRunWriter, producer: dict) -> None:
+    """Record ``producer`` beside a new run, or check that a run being resumed was written by it.
+
+    Raises:
+        CacheMismatchError: the run holds queries written by another ranker, split, tag, storage
+            or dataset, or holds queries without a record of what wrote them.
+    """
+    from lateint.cache.files import atomic_write_bytes
+
+    record = out.with_name(out.name + PRODUCER_SUFFIX)
+    if not writer.done:
+        atomic_write_bytes(record, json.dumps(producer, indent=2).encode("utf-8"))
+        return
+    try:
+        stored = json.loads(record.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        stored = None
+    except (OSError, ValueError):
+        stored = {}
+    if not isinstance(stored, dict):
+        raise CacheMismatchError(
+            f"{out} holds {len(writer.done)} re-ranked queries but no readable record of the ranker that wrote them "
+            f"({record.name}); resuming could mix two rankers in one run. Write to a new --out (or delete {out}).")
+    differs = sorted(k for k in set(stored) | set(producer) if stored.get(k) != producer.get(k))
+    if differs:
+        shown = "; ".join(f"{k}: run {str(stored.get(k))[:16]!r}, now {str(producer.get(k))[:16]!r}" for k in differs[:4])
+        raise CacheMismatchError(
+            f"{out} was written by another ranker or setup ({shown}); resuming would mix two in one run. "
+            f"Write to a new --out, or rerun with the model and options that wrote it.")
 
 
 def open_prebuilt_cache(path: str | Path, doc_ids: list[str]):

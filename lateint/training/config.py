@@ -29,6 +29,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -450,17 +451,23 @@ class TrainConfig:
         elif sel is not None and (not sel or any(isinstance(i, bool) or not isinstance(i, int) for i in sel)):
             raise ConfigError(f"student_layers={sel!r} must be a non-empty list of 0-based layer indices.")
         o = self.optim
-        if not o.lr > 0:
-            raise ConfigError(f"optim.lr={o.lr} must be positive.")
+        # Every number is checked finite and in range: a NaN passes any comparison unnoticed.
+        _real(o.lr, "optim.lr", above=0)
         if o.schedule not in SCHEDULES:
             raise ConfigError(f"optim.schedule={o.schedule!r} is unknown; use one of {', '.join(SCHEDULES)}.")
-        if not 0 <= o.warmup_ratio < 1:
-            raise ConfigError(f"optim.warmup_ratio={o.warmup_ratio} must be in [0, 1).")
+        _real(o.warmup_ratio, "optim.warmup_ratio", at_least=0, below=1)
         if o.warmup_steps is not None and o.warmup_steps < 0:
             raise ConfigError(f"optim.warmup_steps={o.warmup_steps} must be >= 0.")
         _positive_int(o.grad_accum, "optim.grad_accum")
-        if o.max_grad_norm < 0:
-            raise ConfigError(f"optim.max_grad_norm={o.max_grad_norm} must be >= 0 (0 disables clipping).")
+        _real(o.max_grad_norm, "optim.max_grad_norm", at_least=0, hint="0 disables clipping")
+        _real(o.weight_decay, "optim.weight_decay", at_least=0)
+        _real(o.eps, "optim.eps", above=0, hint="AdamW divides by sqrt(v) + eps")
+        if not isinstance(o.betas, (list, tuple)) or len(o.betas) != 2:
+            raise ConfigError(f"optim.betas={o.betas!r} must be two numbers in [0, 1), e.g. [0.9, 0.999].")
+        for i, beta in enumerate(o.betas):
+            _real(beta, f"optim.betas[{i}]", at_least=0, below=1, hint="AdamW's moving-average decay rates")
+        if o.head_lr is not None:
+            _real(o.head_lr, "optim.head_lr", above=0, hint="leave it out to use optim.lr")
         d = self.data
         if d.negative_source not in NEGATIVE_SOURCES:
             raise ConfigError(
@@ -480,6 +487,10 @@ class TrainConfig:
             raise ConfigError(f"data.shuffle_buffer={d.shuffle_buffer} must be 0 (hold every group) or a "
                               "positive number of groups.")
         _positive_int(d.depth, "data.depth")
+        for name in ("max_queries", "max_positives"):
+            value = getattr(d, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"data.{name}={value!r} must be an integer >= 0 (0 keeps all).")
         if d.folds == 1 or d.folds < 0:
             raise ConfigError(f"data.folds={d.folds} must be 0 (no folds) or at least 2.")
         if d.folds and not 0 <= d.fold < d.folds:
@@ -491,11 +502,13 @@ class TrainConfig:
             raise ConfigError(f"loss.soft={loss.soft!r} is unknown; use one of {', '.join(SOFT_LABEL_LOSSES)}.")
         if loss.hard is None and loss.soft is None and not loss.intermediate and not loss.mimicry:
             raise ConfigError("the objective is empty: set loss.hard, loss.soft, loss.intermediate or loss.mimicry.")
-        if not loss.temperature > 0:
-            raise ConfigError(f"loss.temperature={loss.temperature} must be positive.")
+        _real(loss.temperature, "loss.temperature", above=0, hint="a negative one would invert the teacher's ranking")
+        if loss.hard_scale is not None:
+            _real(loss.hard_scale, "loss.hard_scale", above=0, hint="a negative scale would invert the ranking; "
+                  "leave it out for the default")
+        _real(loss.hinge_margin, "loss.hinge_margin", at_least=0)
         for name in ("hard_weight", "soft_weight", "intermediate_weight", "mimicry_weight"):
-            if not getattr(loss, name) >= 0:
-                raise ConfigError(f"loss.{name} must be non-negative.")
+            _real(getattr(loss, name), f"loss.{name}", at_least=0, hint="a negative weight would maximise the loss")
         dist = self.distill
         if dist.scores_format not in SCORES_FORMATS:
             raise ConfigError(f"distill.scores_format={dist.scores_format!r} is unknown; use one of "
@@ -528,7 +541,9 @@ class TrainConfig:
         if dial.enabled and dial.weights is not None:
             if dial.splits is None or len(dial.weights) != len(dial.splits):
                 raise ConfigError("dial.weights needs dial.splits, one weight per split.")
-            if any(not w >= 0 for w in dial.weights) or not sum(dial.weights) > 0:
+            for i, w in enumerate(dial.weights):
+                _real(w, f"dial.weights[{i}]", at_least=0)
+            if not sum(dial.weights) > 0:
                 raise ConfigError("dial.weights must be non-negative with a positive sum.")
         if dial.enabled and dial.splits is not None and not dial.splits:
             raise ConfigError("dial.splits is empty.")
@@ -563,8 +578,7 @@ class TrainConfig:
         v = self.validation
         if v.every < 0:
             raise ConfigError("validation.every must be >= 0 (0 turns validation off).")
-        if not 0 <= v.holdout < 1:
-            raise ConfigError(f"validation.holdout={v.holdout} must be in [0, 1).")
+        _real(v.holdout, "validation.holdout", at_least=0, below=1)
         if v.every and not v.dataset and not v.holdout:
             raise ConfigError("validation needs dev queries: set validation.holdout (a fraction of data.dataset's "
                               "queries) or validation.dataset.")
@@ -580,6 +594,20 @@ class TrainConfig:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+def _real(value: Any, name: str, *, above: float | None = None, at_least: float | None = None,
+          below: float | None = None, hint: str = "") -> None:
+    """:class:`ConfigError` naming ``name`` unless ``value`` is a finite number in the range."""
+    bounds = [f"> {above:g}" if above is not None else "", f">= {at_least:g}" if at_least is not None else "",
+              f"< {below:g}" if below is not None else ""]
+    wanted = " and ".join(b for b in bounds if b)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = ((above is None or value > above) and (at_least is None or value >= at_least)
+              and (below is None or value < below))
+    if not ok:
+        raise ConfigError(f"{name}={value!r} must be a finite number {wanted}{f' ({hint})' if hint else ''}.")
+
+
 def _positive_int(value: Any, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{name}={value!r} must be a positive integer.")

@@ -30,6 +30,8 @@ from typing import Any
 
 import torch
 
+from lateint.cache.files import WriterLock
+from lateint.cache.shards import launcher_world
 from lateint.errors import ConfigError, InputError
 from lateint.modes import evaluating
 from lateint.precision import resolve_dtype, torch_dtype
@@ -406,9 +408,26 @@ class Trainer:
                 False starts over (deleting the earlier checkpoints and loss log).
             stop_at: stop after this step without finishing (as an interruption would); the
                 final model is not written. Useful to split a run across jobs.
+
+        Raises:
+            InputError: another run (in this or another process) is training into the same output
+                or checkpoint folder.
         """
-        c = self.config
         self.output.mkdir(parents=True, exist_ok=True)
+        locks = []
+        try:
+            if launcher_world()[0] == 0:  # one lock per run: the main process of a launched group holds it
+                for folder in dict.fromkeys([self.output, self.checkpoints.folder]):
+                    folder.mkdir(parents=True, exist_ok=True)
+                    locks.append(WriterLock(folder, holder="`lateint train`", advice="wait for it to finish, or "
+                                            "train into another output folder"))
+            return self._train(resume=resume, stop_at=stop_at)
+        finally:
+            for lock in locks:
+                lock.release()
+
+    def _train(self, *, resume: bool, stop_at: int | None) -> TrainResult:
+        c = self.config
         log_path = self.output / LOSS_LOG_FILE
         if not resume:
             self.checkpoints.clear()

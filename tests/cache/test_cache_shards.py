@@ -186,13 +186,14 @@ FIELDS = [FieldSpec("states", "fp32", 4)]
 IDS = [f"doc{i}" for i in range(40)]
 
 
-def write_part(path: Path, share: int, ids=None, count: int = len(IDS), meta=None, close=True, shares=2) -> None:
+def write_part(path: Path, share: int, ids=None, count: int = len(IDS), meta=None, close=True, shares=2,
+               collection: str = "c0") -> None:
     ids = [d for d in IDS if share_of(d, shares) == share] if ids is None else ids
     writer = CacheWriter.open(path, FIELDS, meta or {"fingerprint": "f"}, shard_size=5,
                               part=part_description(shares, share))
     writer.add_batch(ids, {"states": [np.full((2, 4), i, np.float32) for i in range(len(ids))]})
     if close:
-        writer.close(collection_docs=count)
+        writer.close(collection_docs=count, collection_sha256=collection)
     else:
         writer.flush()
         writer.abort()
