@@ -169,7 +169,8 @@ def cascade(
     """
     from lateint.cache.files import atomic_write_bytes
     from lateint.data.runs import ResumableRunWriter, check_run_queries
-    from lateint.pipeline.rerank_run import build_candidate_cache, cache_folder_for, candidate_docs, score_candidates
+    from lateint.pipeline.rerank_run import (bind_run, build_candidate_cache, cache_folder_for, candidate_docs,
+                                             run_producer, score_candidates)
     from lateint.ranker import check_batch_size
 
     stages = check_stages(stages, ranker.max_split)
@@ -187,6 +188,9 @@ def cascade(
     out.parent.mkdir(parents=True, exist_ok=True)
     report = CascadeReport(str(out))
     with ResumableRunWriter(out, tag) as writer:
+        # a resumed cascade must be the same checkpoint, stages and storage, or the run would mix two
+        bind_run(out, writer, {**run_producer(ranker, tag, storage, dataset.irds_id),
+                               "stages": [stage.to_dict() for stage in stages]})
         pending = writer.pending(firsts.keys())
         views, caches = [], []
         # any candidate may reach any stage, so every stage's cache holds them all (built once, offline)

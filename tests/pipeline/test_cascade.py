@@ -3,6 +3,7 @@ re-rank, later stages reorder only the top of the earlier ones, runs resume, non
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -97,6 +98,25 @@ def test_interrupted_cascade_resumes(tmp_path, dl19, ranker):
     assert whole.scored_now == 4
     assert read_run(out) == read_run(tmp_path / "whole.trec")
     assert (tmp_path / "run.trec.progress").exists()
+
+
+def test_resuming_a_cascade_with_other_stages_or_weights_is_refused(tmp_path, dl19, ranker):
+    from lateint import CacheMismatchError
+
+    candidates = {q: v for q, v in list(dl19.candidates("bm25", 6).items())[:3]}
+    out = tmp_path / "run.trec"
+    stages = [{"split": 3, "depth": 6}, {"split": 0, "depth": 2}]
+    lateint.cascade(ranker, dl19, {q: candidates[q] for q in list(candidates)[:1]}, out, stages=stages, tag="t",
+                    progress=False)
+    with pytest.raises(CacheMismatchError, match="stages"):
+        lateint.cascade(ranker, dl19, candidates, out, stages=[{"split": 3, "depth": 6}, {"split": 0, "depth": 3}],
+                        tag="t", progress=False)
+    other = copy.deepcopy(ranker)  # ranker.at() would share the weights changed below
+    with torch.no_grad():
+        next(p for p in other.parameters() if p.requires_grad).add_(0.01)
+    with pytest.raises(CacheMismatchError, match="fingerprint"):
+        lateint.cascade(other, dl19, candidates, out, stages=stages, tag="t", progress=False)
+    assert len(read_run(out)) == 1  # nothing was added by the refused resumes
 
 
 @pytest.mark.parametrize("stages, message", [
