@@ -25,8 +25,8 @@ def test_per_split_training_lowers_the_loss(make_config, family_model, tiny_grou
 def test_dial_training_of_a_student_cut_with_num_layers(make_config, family_model, tiny_groups, family):
     config = make_config(family_model(family, seq_cls=True), num_layers=2, steps=10, dial={"enabled": True})
     trainer = Trainer(config, tiny_groups)
-    assert trainer.student.num_layers == 2
     before = {L: trainer.evaluate(split=L)["hard"] for L in (0, 1)}
+    assert trainer.student.num_layers == 2
     result = trainer.train()
     after = {L: trainer.evaluate(split=L)["hard"] for L in (0, 1)}
     assert all(after[L] < before[L] for L in (0, 1)), (before, after)
