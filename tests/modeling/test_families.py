@@ -199,3 +199,24 @@ def test_save_and_load_round_trip(tmp_path, family_model, pairs, family):
             theirs = model(**_inputs(tok(*pairs, padding=True, return_tensors="pt"), model)).logits[:, 0]
         ours = SplitRanker.from_pretrained(tmp_path / "0-cls").score(*pairs)
         assert (ours - theirs).abs().max() <= ATOL
+
+
+@pytest.mark.parametrize("family", ["distilbert", "deberta-v3", "modernbert"])
+def test_saved_twin_gives_lateint_scores_in_sentence_transformers(tmp_path, family_model, pairs, family):
+    st = pytest.importorskip("sentence_transformers")
+    ranker = SplitRanker.from_pretrained(family_model(family), split=LAYERS, head="twin", pooling="mean",
+                                         crossing="cosine", max_query_length=64, max_doc_length=64)
+    folder = ranker.save_pretrained(tmp_path / "twin")
+    model = st.SentenceTransformer(str(folder), device="cpu")
+    theirs = model.similarity(model.encode(pairs[0], convert_to_tensor=True),
+                              model.encode(pairs[1], convert_to_tensor=True)).diagonal()
+    assert (ranker.score(*pairs) - theirs).abs().max() <= ATOL
+
+
+@pytest.mark.parametrize("family", ["distilbert", "deberta-v3", "modernbert-mean"])
+def test_saved_l0_ranker_scores_in_cross_encoder(tmp_path, family_model, pairs, family):
+    st = pytest.importorskip("sentence_transformers")
+    ranker = SplitRanker.from_pretrained(family_model(family, seq_cls=True), split=0)
+    folder = ranker.save_pretrained(tmp_path / "ce")
+    theirs = torch.as_tensor(st.CrossEncoder(str(folder), activation_fn=torch.nn.Identity()).predict(list(zip(*pairs))))
+    assert (ranker.score(*pairs) - theirs).abs().max() <= ATOL
