@@ -220,3 +220,19 @@ def test_saved_l0_ranker_scores_in_cross_encoder(tmp_path, family_model, pairs, 
     folder = ranker.save_pretrained(tmp_path / "ce")
     theirs = torch.as_tensor(st.CrossEncoder(str(folder), activation_fn=torch.nn.Identity()).predict(list(zip(*pairs))))
     assert (ranker.score(*pairs) - theirs).abs().max() <= ATOL
+
+
+@pytest.mark.parametrize("family", ["distilbert", "deberta-v3", "modernbert"])
+def test_pyterrier_reranker(family_model, pairs, family):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyterrier")
+    from lateint.pyterrier import SplitReRanker
+
+    ranker = SplitRanker.from_pretrained(family_model(family, seq_cls=True), split=1)
+    frame = pd.DataFrame([(f"q{i}", q, f"d{i}", d, 1.0) for i, (q, d) in enumerate(zip(*pairs))],
+                         columns=["qid", "query", "docno", "text", "score"])
+    out = SplitReRanker(ranker, batch_size=2).transform(frame)
+    expected = dict(zip(frame["docno"], ranker.score(*pairs).tolist()))
+    assert len(out) == len(frame)
+    for row in out.itertuples():
+        assert row.score == pytest.approx(expected[row.docno], abs=1e-6)
