@@ -7,7 +7,10 @@
   becomes the ``cls`` head, so the model runs at any split without retraining;
 * a **sentence-transformers** folder (``modules.json``): its pooling mode and normalisation are read
   and become a twin head;
-* a plain **encoder** (``BertModel``, ``ElectraModel``, ``RobertaModel`` ...), with a fresh head.
+* a plain **encoder** (``BertModel``, ``DistilBertModel``, ``DebertaV2Model``, ``ModernBertModel`` ...),
+  with a fresh head.
+
+Any family :mod:`lateint.modeling.backbones` has an adapter for; others are refused in one line.
 """
 
 from __future__ import annotations
@@ -176,9 +179,9 @@ def _transformers_config(ckpt_or_config):
     own attribute names, e.g. DistilBERT's ``n_layers``, read as the common ones)."""
     from transformers import AutoConfig
 
-    data = dict(ckpt_or_config)
     from lateint.modeling.backbones import check_model_type
 
+    data = dict(ckpt_or_config)
     model_type = check_model_type(data.pop("model_type", None))
     for key in ("architectures", "transformers_version", "_name_or_path"):
         data.pop(key, None)

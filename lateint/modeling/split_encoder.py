@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lateint.modeling.backbones import Backbone, LayerContext, backbone_for
+from lateint.modeling.backbones import Backbone, backbone_for
 from lateint.modeling.layers import layer_forward, project_keys_values, reference_layer_forward
 from lateint.tokenization import SideBatch
 

@@ -236,3 +236,13 @@ def test_pyterrier_reranker(family_model, pairs, family):
     assert len(out) == len(frame)
     for row in out.itertuples():
         assert row.score == pytest.approx(expected[row.docno], abs=1e-6)
+
+
+def test_modernbert_students_keep_the_first_layer_first(family_model):
+    from lateint.training.students import student_from_teacher
+
+    teacher = SplitRanker.from_pretrained(family_model("modernbert", seq_cls=True, layers=4), split=0)
+    student = student_from_teacher(teacher, "first_k", k=2)
+    assert student.num_layers == 2 and student.encoder.backbone.config.layer_types == ["full_attention", "sliding_attention"]
+    with pytest.raises(ConfigError, match="first layer"):
+        student_from_teacher(teacher, [1, 3])

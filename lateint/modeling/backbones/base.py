@@ -132,8 +132,6 @@ class Backbone:
     #: The family's name, as error messages and the README give it.
     family: ClassVar[str]
     ops: ClassVar[type[LayerOps]]
-    #: The family's embeddings take token types.
-    token_types: ClassVar[bool] = True
     #: Document keys and values of the first joint layer can be cached (``precompute='kv'``).
     caches_keys_values: ClassVar[bool] = True
 

@@ -4,11 +4,10 @@ token-type embeddings."""
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from lateint.errors import ConfigError
-from lateint.modeling.backbones.base import Backbone, LayerContext, LayerOps
+from lateint.modeling.backbones.base import Backbone, LayerOps
 
 
 class BertLayerOps(LayerOps):

@@ -53,7 +53,6 @@ LAYER_OPS = DistilBertLayerOps
 class DistilBertBackbone(Backbone):
     family = "DistilBERT"
     ops = DistilBertLayerOps
-    token_types = False
 
     @property
     def layers(self):

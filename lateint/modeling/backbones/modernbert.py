@@ -41,7 +41,7 @@ class ModernBertLayerOps(LayerOps):
         return attn.config.num_attention_heads, attn.head_dim
 
     @classmethod
-    def _project(cls, layer, x, part: slice, ctx) -> torch.Tensor:
+    def _project(cls, layer, x, part: slice) -> torch.Tensor:
         # The fused Wqkv's output rows are (q, k, v) x heads x head_dim; project only the part needed.
         n, d = cls.heads(layer)
         w = layer.attn.Wqkv.weight[part]
@@ -52,14 +52,14 @@ class ModernBertLayerOps(LayerOps):
     @classmethod
     def query(cls, layer, rows, ctx):
         n, d = cls.heads(layer)
-        q = cls._project(layer, rows, slice(0, n * d), ctx)[:, :, 0].transpose(1, 2)
+        q = cls._project(layer, rows, slice(0, n * d))[:, :, 0].transpose(1, 2)
         cos, sin = ctx.extra["rope"][layer.attention_type]
         return _rotate(q, cos, sin)
 
     @classmethod
     def keys_values(cls, layer, hidden, ctx):
         n, d = cls.heads(layer)
-        kv = cls._project(layer, hidden, slice(n * d, 3 * n * d), ctx)
+        kv = cls._project(layer, hidden, slice(n * d, 3 * n * d))
         k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)
         cos, sin = ctx.extra["rope"][layer.attention_type]
         return _rotate(k, cos, sin), v
@@ -103,7 +103,6 @@ LAYER_OPS = ModernBertLayerOps
 class ModernBertBackbone(Backbone):
     family = "ModernBERT"
     ops = ModernBertLayerOps
-    token_types = False
 
     @property
     def layers(self):
@@ -111,9 +110,8 @@ class ModernBertBackbone(Backbone):
 
     def set_layers(self, layers):
         # The first layer has no attention norm (its input is the normed embeddings); a cut must keep it first.
-        if isinstance(layers[0].attn_norm, nn.Identity) is False or any(
-            isinstance(layer.attn_norm, nn.Identity) for layer in layers[1:]
-        ):
+        first_has_no_norm = [isinstance(layer.attn_norm, nn.Identity) for layer in layers]
+        if first_has_no_norm != [True] + [False] * (len(layers) - 1):
             raise ConfigError("a ModernBERT model must keep its first layer first (it alone has no attention norm); "
                               "select layers that start with layer 0.")
         self.model.layers = nn.ModuleList(layers)

@@ -1,9 +1,11 @@
 """``kv``: layer-L states plus the first joint layer's document keys and values.
 
 The first joint layer then projects keys and values for the query rows only. At L = T - 1 with a
-[CLS] head the states themselves are not stored: the last layer computes only the [CLS] row,
-which attends over the query's keys and values (computed once per query) and each candidate's
-cached ones, so only keys and values are kept.
+[CLS] head, for families whose attention reads no position (BERT, DistilBERT), the states
+themselves are not stored: the last layer computes only the [CLS] row, which attends over the
+query's keys and values (computed once per query) and each candidate's cached ones, so only keys
+and values are kept. Rotary (ModernBERT) and relative (DeBERTa) attention keep the states and run
+the padded path.
 """
 
 from __future__ import annotations
