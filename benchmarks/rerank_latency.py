@@ -952,6 +952,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="folder for the JSON and markdown")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--families", action="store_true",
+                        help="also the DistilBERT, DeBERTa-v3 and ModernBERT rows (benchmarks/family_latency.py)")
     parser.add_argument("--tmp", type=Path, default=None, help="folder for caches (default: a temp dir under benchmarks/results/tmp)")
     parser.add_argument("--before", type=Path, default=None,
                         help="rerank_latency.json of an earlier version measured on this machine: its rows are shown "
@@ -1031,6 +1033,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                                  "cross_encoder": cross_encoder_compare(ce_path, data, s, dtype),
                                  "sentence_transformers_encode": sentence_transformers_encode_compare(minilm, data, s, tmp,
                                                                                                       dtype)}
+        families = None
+        if args.families:
+            from family_latency import family_rows
+
+            family_table, families = family_rows(data, s, tmp, peak, minilm)
+            rows += family_table
         # The machine is shared: take the better of two peak measurements (start and end of the run).
         peak_end = max(matmul_peak(repeats=peak_repeats), linear_peak(repeats=peak_repeats))
         log(f"matmul peak at the end {peak_end / 1e9:.1f} GFLOP/s")
@@ -1080,6 +1088,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "breakdown": bd,
             "sentence_transformers_encode": encode,
             "precisions": precisions,
+            "families": families,
             "int8_effectiveness": int8_effectiveness(minilm, tmp, s.effectiveness_splits,
                                                      args.out / "rerank_latency_runs"),
         }

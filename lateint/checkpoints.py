@@ -7,7 +7,10 @@
   becomes the ``cls`` head, so the model runs at any split without retraining;
 * a **sentence-transformers** folder (``modules.json``): its pooling mode and normalisation are read
   and become a twin head;
-* a plain **encoder** (``BertModel``, ``ElectraModel``, ``RobertaModel`` ...), with a fresh head.
+* a plain **encoder** (``BertModel``, ``DistilBertModel``, ``DebertaV2Model``, ``ModernBertModel`` ...),
+  with a fresh head.
+
+Any family :mod:`lateint.modeling.backbones` has an adapter for; others are refused in one line.
 """
 
 from __future__ import annotations
@@ -236,31 +239,43 @@ def _remote_code_refused(exc: Exception, path) -> ConfigError | None:
 
 
 # -- loading -------------------------------------------------------------------------------------
-#: Activation of the dense layer in the standard sequence-classification head of each family.
-_FAMILY_HEAD_ACTIVATION = {"electra": "gelu"}
 _ROBERTA_FAMILY = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "data2vec-text")
 SAVE_FORMATS = ("sequence-classification", "encoder+head")
 
 
-def family_activation(model_type: str) -> str:
-    """The activation of the family's standard classification head (``tanh`` or ``gelu``)."""
-    return _FAMILY_HEAD_ACTIVATION.get(model_type, "tanh")
+def _transformers_config(ckpt_or_config):
+    """The ``transformers`` config object of a checkpoint's config.json contents (so every family's
+    own attribute names, e.g. DistilBERT's ``n_layers``, read as the common ones)."""
+    from transformers import AutoConfig
+
+    from lateint.modeling.backbones import check_model_type
+
+    data = dict(ckpt_or_config)
+    model_type = check_model_type(data.pop("model_type", None))
+    for key in ("architectures", "transformers_version", "_name_or_path"):
+        data.pop(key, None)
+    return AutoConfig.for_model(model_type, **data)
+
+
+def family_activation(model_type: str, config=None) -> str:
+    """The activation of the family's standard classification head (``tanh``, ``gelu`` or ``relu``)."""
+    from lateint.modeling.backbones import backbone_class
+
+    if config is None:
+        from transformers import AutoConfig
+
+        config = AutoConfig.for_model(model_type)
+    return backbone_class(model_type).head_activation(config)
 
 
 def _classifier_parts(model: nn.Module, model_type: str) -> tuple[nn.Linear | None, str, nn.Linear]:
     """The (dense, activation, output) layers of a ``*ForSequenceClassification`` model."""
-    clf = getattr(model, "classifier", None)
-    if clf is not None and hasattr(clf, "out_proj") and hasattr(clf, "dense"):
-        return clf.dense, family_activation(model_type), clf.out_proj
-    if isinstance(clf, nn.Linear):
-        pooler = getattr(model.base_model, "pooler", None)
-        if pooler is not None:
-            return pooler.dense, "tanh", clf
-        return None, "none", clf
-    raise ConfigError(
-        f"{type(model).__name__} has a classification head lateint does not know how to read; "
-        "supported: BERT-style (pooler + linear) and RoBERTa/ELECTRA-style (dense + out_proj)."
-    )
+    from lateint.modeling.backbones import backbone_class
+
+    family = backbone_class(model_type)
+    parts = family.classifier_parts(model)
+    dense = parts["dense"]
+    return dense, family.head_activation(model.config) if dense is not None else "none", parts["out"]
 
 
 def _load_kwargs() -> dict:
@@ -294,7 +309,8 @@ def resolve_config(ckpt: Checkpoint, *, split=None, head=None, layout=None, pool
             f"unknown option(s) {sorted(unknown)}; head options are {sorted(HeadSettings.__dataclass_fields__)}."
         )
     model_type = ckpt.config.get("model_type", "bert")
-    available = int(ckpt.config.get("num_hidden_layers", 0))
+    hf_config = _transformers_config({"model_type": model_type, **ckpt.config})
+    available = int(hf_config.num_hidden_layers)
     if num_layers is not None and (isinstance(num_layers, bool) or not isinstance(num_layers, int) or not 1 <= num_layers <= available):
         raise ConfigError(
             f"num_layers={num_layers!r} is out of range: the checkpoint has {available} layers, so keep "
@@ -315,7 +331,7 @@ def resolve_config(ckpt: Checkpoint, *, split=None, head=None, layout=None, pool
             if ckpt.max_seq_length:
                 config.sides.max_query_length = config.sides.max_doc_length = int(ckpt.max_seq_length)
         else:
-            config.head = HeadSettings(name="cls", pooler_activation=family_activation(model_type))
+            config.head = HeadSettings(name="cls", pooler_activation=family_activation(model_type, hf_config))
         config.seed = seed
     if num_layers is not None:
         config.encoder.num_layers = num_layers
@@ -339,7 +355,7 @@ def resolve_config(ckpt: Checkpoint, *, split=None, head=None, layout=None, pool
         config.sides.max_doc_length = max_doc_length
     else:
         # The default document length is cut to what the model's position table can hold.
-        capacity = int(ckpt.config.get("max_position_embeddings", 512))
+        capacity = int(getattr(hf_config, "max_position_embeddings", 512))
         if model_type in _ROBERTA_FAMILY:
             capacity -= int(ckpt.config.get("pad_token_id", 1)) + 1
         excess = config.position_budget() - capacity
@@ -353,6 +369,7 @@ def resolve_config(ckpt: Checkpoint, *, split=None, head=None, layout=None, pool
 def _load_backbone(ckpt: Checkpoint, config: RankerConfig) -> tuple[nn.Module, nn.Module | None]:
     from transformers import AutoModel, AutoModelForSequenceClassification
 
+    from lateint.modeling.backbones import backbone_for
     from lateint.modeling.heads import ClsHead, build_head
 
     path = str(ckpt.transformer_path)
@@ -370,11 +387,15 @@ def _load_backbone(ckpt: Checkpoint, config: RankerConfig) -> tuple[nn.Module, n
                 f"{path} classifies into {n_labels} labels; a ranking score needs 1 label (a logit) or 2 "
                 "(relevant vs not, scored as the log-odds logit[1] - logit[0])."
             )
-        head = ClsHead(backbone.config.hidden_size, activation, backbone.config.hidden_dropout_prob)
+        adapter = backbone_for(backbone)
+        head = ClsHead(backbone.config.hidden_size, activation, adapter.hidden_dropout, **adapter.cls_head_options())
         config.head.pooler_activation = activation
+        norm = type(adapter).classifier_parts(model)["norm"]
         with torch.no_grad():
             if dense is not None:
                 head.dense.load_state_dict(dense.state_dict())
+            if norm is not None:
+                head.norm.load_state_dict(norm.state_dict())
             if n_labels == 1:
                 head.out.load_state_dict(out.state_dict())
             else:
@@ -387,7 +408,8 @@ def _load_backbone(ckpt: Checkpoint, config: RankerConfig) -> tuple[nn.Module, n
         from safetensors.torch import load_file
 
         torch.manual_seed(config.seed)
-        head = build_head(config.head, backbone.config.hidden_size, backbone.config.hidden_dropout_prob)
+        adapter = backbone_for(backbone)
+        head = build_head(config.head, backbone.config.hidden_size, adapter.hidden_dropout, **adapter.cls_head_options())
         head.load_state_dict(load_file(str(ckpt.path / HEAD_WEIGHTS_FILE)))
         return backbone, head
     return backbone, None
@@ -402,6 +424,7 @@ def load(name_or_path: str | os.PathLike, *, revision: str | None = None, token:
     """
     from transformers import AutoTokenizer
 
+    from lateint.modeling.backbones import backbone_for
     from lateint.modeling.heads import ClsHead, build_head
     from lateint.modeling.split_encoder import keep_layers
 
@@ -421,16 +444,16 @@ def load(name_or_path: str | os.PathLike, *, revision: str | None = None, token:
     if T < available:
         keep_layers(backbone, list(range(T)))
     config.encoder.num_layers = T
+    adapter = backbone_for(backbone)
     if head is None:
         torch.manual_seed(config.seed)
-        head = build_head(config.head, backbone.config.hidden_size, backbone.config.hidden_dropout_prob)
+        head = build_head(config.head, backbone.config.hidden_size, adapter.hidden_dropout, **adapter.cls_head_options())
         # A pretrained BERT pooler is the natural start for the cls head's dense layer.
-        pooler = getattr(backbone, "pooler", None)
+        pooler = adapter.pretrained_pooler()
         if isinstance(head, ClsHead) and head.dense is not None and pooler is not None and head.activation_name == "tanh":
             with torch.no_grad():
-                head.dense.load_state_dict(pooler.dense.state_dict())
-    if getattr(backbone, "pooler", None) is not None:
-        backbone.pooler = None  # its weights, if used, now live in the head
+                head.dense.load_state_dict(pooler.state_dict())
+    adapter.drop_pooler()  # its weights, if used, now live in the head
     tokenizer = load_tokenizer(ckpt)
     return LoadedParts(backbone, head, tokenizer, config)
 
@@ -524,7 +547,7 @@ def _write_model(ranker, folder: Path, card: dict | None) -> None:
     fmt = "encoder+head"
     cpu_state = {k: v.detach().to("cpu", torch.float32) for k, v in backbone.state_dict().items()}
     head = ranker.head
-    if isinstance(head, ClsHead) and head.activation_name in ("none", family_activation(model_type)):
+    if isinstance(head, ClsHead) and head.activation_name in ("none", family_activation(model_type, backbone.config)):
         fmt = "sequence-classification"
         _save_sequence_classification(ranker, folder, cpu_state)
     else:
@@ -554,12 +577,17 @@ def _save_sequence_classification(ranker, folder: Path, state: dict[str, torch.T
     cfg.id2label, cfg.label2id = {0: "LABEL_0"}, {"LABEL_0": 0}
     model = AutoModelForSequenceClassification.from_config(cfg, trust_remote_code=False)
     model.base_model.load_state_dict(state, strict=False)
-    dense, _, out = _classifier_parts(model, ranker.config.encoder.model_type)
+    from lateint.modeling.backbones import backbone_class
+
+    parts = backbone_class(ranker.config.encoder.model_type).classifier_parts(model)
+    dense, norm, out = parts["dense"], parts["norm"], parts["out"]
     head = ranker.head
-    if (dense is None) != (head.dense is None):
+    if (dense is None) != (head.dense is None) or (norm is None) != (head.norm is None):
         raise ConfigError("this cls head does not match the family's classification head; it cannot be saved in that format.")
     with torch.no_grad():
         if dense is not None:
             dense.load_state_dict({k: v.to("cpu", torch.float32) for k, v in head.dense.state_dict().items()})
+        if norm is not None:
+            norm.load_state_dict({k: v.to("cpu", torch.float32) for k, v in head.norm.state_dict().items()})
         out.load_state_dict({k: v.to("cpu", torch.float32) for k, v in head.out.state_dict().items()})
     model.save_pretrained(folder)

@@ -71,8 +71,8 @@ class HeadSettings:
         pooling: twin pooling, ``cls``, ``mean`` or ``weighted`` (TwinBERT's learned weights).
         crossing: twin crossing, ``cosine``, ``dot`` or ``residual`` (TwinBERT's residual network).
         pooler_activation: for ``cls``, the activation of the dense layer between the [CLS] state
-            and the output layer (``tanh`` for BERT's pooler and RoBERTa, ``gelu`` for ELECTRA),
-            or ``none`` for a single linear layer.
+            and the output layer (``tanh`` for BERT's pooler and RoBERTa, ``gelu`` for ELECTRA,
+            DeBERTa and ModernBERT, ``relu`` for DistilBERT), or ``none`` for a single linear layer.
         maxsim_dim: output width of the ColBERT per-token projection.
         dipair_tokens: k, the number of leading output tokens kept from each side.
         dipair_dim: width the kept tokens are projected down to.
@@ -198,9 +198,9 @@ class RankerConfig:
             raise ConfigError(f"pooling={head.pooling!r} is unknown; use one of {', '.join(POOLINGS)}.")
         if head.crossing not in CROSSINGS:
             raise ConfigError(f"crossing={head.crossing!r} is unknown; use one of {', '.join(CROSSINGS)}.")
-        if head.pooler_activation not in ("tanh", "gelu", "none"):
+        if head.pooler_activation not in ("tanh", "gelu", "relu", "none"):
             raise ConfigError(
-                f"pooler_activation={head.pooler_activation!r} is unknown; use 'tanh', 'gelu' or 'none'."
+                f"pooler_activation={head.pooler_activation!r} is unknown; use 'tanh', 'gelu', 'relu' or 'none'."
             )
         for name in ("maxsim_dim", "dipair_tokens", "dipair_dim", "dipair_layers", "dipair_heads"):
             value = getattr(head, name)

@@ -270,11 +270,20 @@ class SplitRanker(nn.Module):
     ) -> SplitEncoderOutput:
         """The encoder pass at this ranker's split (see :meth:`SplitEncoder.forward`); the last
         layer computes only the [CLS] row when the head reads nothing else."""
+        # Sides given as states are placed by the layout, as their tokens were.
+        q_pos = d_pos = None
+        if queries is None and query_mask is not None:
+            q_pos = self._pair_tokenizer.positions(query_mask, 0)
+        if docs is None and doc_mask is not None:
+            side_mask = queries.mask if queries is not None else query_mask
+            starts = [self._pair_tokenizer.doc_start(int(n)) for n in side_mask.sum(dim=1).tolist()]
+            d_pos = self._pair_tokenizer.positions(doc_mask, starts)
         return self.encoder(
             queries, docs, split=self.split, query_states=query_states, query_mask=query_mask,
             doc_states=doc_states, doc_mask=doc_mask, keys_values=keys_values,
             first_row_only=self.head.reads_first_row_only and not output_hidden_states,
             output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+            query_positions=q_pos, doc_positions=d_pos,
         )
 
     def forward(self, queries: SideBatch, docs: SideBatch) -> torch.Tensor:

@@ -233,9 +233,16 @@ class PairTokenizer:
             ids[i, :k] = torch.tensor(side.ids, dtype=torch.long)
             types[i, :k] = torch.tensor(side.types, dtype=torch.long)
             mask[i, :k] = True
-        start = torch.tensor(list(starts), dtype=torch.long).unsqueeze(1) + self.position_offset
-        positions = (torch.arange(width, dtype=torch.long).unsqueeze(0) + start) * mask
-        return SideBatch(ids, types, positions, mask)
+        return SideBatch(ids, types, self.positions(mask, starts), mask)
+
+    def positions(self, mask: torch.Tensor, starts: int | Sequence[int] = 0) -> torch.Tensor:
+        """Position ids ``[B, S]`` of padded sides with ``mask`` whose rows start at ``starts``
+        (0 at padding), as :meth:`batch` places them."""
+        n, width = mask.shape
+        if isinstance(starts, int):
+            starts = [starts] * n
+        start = torch.tensor(list(starts), dtype=torch.long, device=mask.device).unsqueeze(1) + self.position_offset
+        return (torch.arange(width, dtype=torch.long, device=mask.device).unsqueeze(0) + start) * mask
 
     def query_batch(self, sides: Sequence[SideTokens]) -> SideBatch:
         """Batch query sides (positions from 0)."""

@@ -1,5 +1,6 @@
 """Shared fixtures: the packaged all-MiniLM-L6-v2, a cross-encoder saved by ``transformers``,
-tiny random BERT, ELECTRA and RoBERTa encoders of several depths, and the local test collections.
+tiny random BERT, ELECTRA and RoBERTa encoders of several depths, tiny random models of every
+supported family (DistilBERT, DeBERTa-v2/v3, ModernBERT), and the local test collections.
 
 ``LATEINT_DATA`` names the folder of collection files; when it is unset the copy next to the
 repository (``<repo>/../shared/irdata``) is used. ``ir_datasets`` gets a fresh home for the test run
@@ -139,3 +140,79 @@ def irdata(tmp_path_factory) -> Path:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+# -- tiny models of every supported family ------------------------------------------------------
+FAMILY_LAYERS = 3
+
+
+def _family_config(family: str, layers: int, tok, **extra):
+    from transformers import BertConfig, DebertaV2Config, DistilBertConfig, ModernBertConfig
+
+    V = tok.vocab_size
+    if family == "bert":
+        return BertConfig(vocab_size=V, hidden_size=32, num_hidden_layers=layers, num_attention_heads=4,
+                          intermediate_size=64, max_position_embeddings=160, **extra)
+    if family == "distilbert":
+        return DistilBertConfig(vocab_size=V, dim=32, n_layers=layers, n_heads=4, hidden_dim=64,
+                                max_position_embeddings=160, pad_token_id=tok.pad_token_id, **extra)
+    if family in ("deberta-v3", "deberta-v2"):
+        v3 = family == "deberta-v3"
+        # Few buckets, so that the pairs' distances reach the log-bucketed range.
+        return DebertaV2Config(vocab_size=V, hidden_size=32, num_hidden_layers=layers, num_attention_heads=4,
+                               intermediate_size=64, max_position_embeddings=160, relative_attention=True,
+                               position_buckets=8, max_relative_positions=64, pos_att_type=["p2c", "c2p"],
+                               position_biased_input=not v3, type_vocab_size=0 if v3 else 2,
+                               norm_rel_ebd="layer_norm" if v3 else "none", share_att_key=v3,
+                               pad_token_id=tok.pad_token_id, **extra)
+    if family.startswith("modernbert"):
+        # A window of 8 tokens (4 each way) and a global layer every second layer, so both kinds
+        # run on pairs longer than the window.
+        return ModernBertConfig(vocab_size=V, hidden_size=32, intermediate_size=48, num_hidden_layers=layers,
+                                num_attention_heads=4, max_position_embeddings=512, local_attention=8,
+                                global_attn_every_n_layers=2, pad_token_id=tok.pad_token_id,
+                                cls_token_id=tok.cls_token_id, sep_token_id=tok.sep_token_id,
+                                bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
+                                classifier_pooling="mean" if family.endswith("mean") else "cls", **extra)
+    raise AssertionError(family)
+
+
+def make_family(folder: Path, family: str, layers: int, minilm_path: Path, seq_cls: bool) -> Path:
+    """Save a tiny random model of ``family`` (see :func:`family_model`) into ``folder``."""
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(layers * 11 + len(family))
+    tok = AutoTokenizer.from_pretrained(str(minilm_path))  # a WordPiece tokenizer, saved beside the model
+    cfg = _family_config(family, layers, tok)
+    if seq_cls:
+        cfg.num_labels = 1
+        model = AutoModelForSequenceClassification.from_config(cfg)
+    else:
+        model = AutoModel.from_config(cfg)
+    with torch.no_grad():
+        # Larger random weights than the initialisation's (whose scores hardly vary), and random
+        # norm weights and biases, so that no norm is the identity by chance.
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.normal_(0, 0.15)
+            else:
+                p.add_(torch.randn_like(p) * 0.1)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def family_model(tmp_path_factory, minilm_path):
+    """Factory: ``family_model(family, seq_cls=False, layers=3)`` -> folder of a tiny random model of
+    ``family`` (``bert``, ``distilbert``, ``deberta-v2``, ``deberta-v3``, ``modernbert``,
+    ``modernbert-mean``) with a WordPiece tokenizer beside it (cached per session)."""
+    made: dict[tuple, Path] = {}
+
+    def build(family: str, seq_cls: bool = False, layers: int = FAMILY_LAYERS) -> Path:
+        key = (family, seq_cls, layers)
+        if key not in made:
+            made[key] = make_family(tmp_path_factory.mktemp(f"{family}-{int(seq_cls)}"), family, layers, minilm_path, seq_cls)
+        return made[key]
+
+    return build

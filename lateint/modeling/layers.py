@@ -1,7 +1,8 @@
 """Running one ``transformers`` encoder layer: the efficient way and the reference way.
 
-The efficient runner reuses the layer's own submodules (query/key/value projections, output
-projection with its residual LayerNorm, feed-forward) and does the attention itself with
+The efficient runner reuses the layer's own submodules through the family's
+:class:`~lateint.modeling.backbones.LayerOps` (query/key/value projections, output projection with
+its residual and norm, feed-forward) and does the attention itself with
 ``scaled_dot_product_attention``, so that it can (a) take a key-padding mask without building an
 ``S x S`` mask, (b) compute only some query rows (the last layer of a [CLS] head needs one row)
 and (c) take keys and values computed elsewhere (from a cache).
@@ -16,21 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def _heads(layer: nn.Module) -> tuple[int, int]:
-    attn = layer.attention.self
-    n = getattr(attn, "num_attention_heads", None) or attn.config.num_attention_heads
-    return n, attn.attention_head_size
+from lateint.errors import ConfigError
+from lateint.modeling.backbones import LayerContext, ops_for
 
 
-def project_keys_values(layer: nn.Module, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def project_keys_values(layer: nn.Module, hidden: torch.Tensor, ctx: LayerContext | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Keys and values of ``hidden`` ``[B, S, H]`` in ``layer``, as ``[B, heads, S, head_dim]``."""
-    attn = layer.attention.self
-    n, d = _heads(layer)
-    B, S, _ = hidden.shape
-    k = attn.key(hidden).view(B, S, n, d).transpose(1, 2)
-    v = attn.value(hidden).view(B, S, n, d).transpose(1, 2)
-    return k, v
+    return ops_for(layer).keys_values(layer, hidden, ctx or LayerContext(None))
 
 
 def layer_forward(
@@ -41,11 +34,12 @@ def layer_forward(
     first_only: bool = False,
     keys_values: tuple[torch.Tensor, torch.Tensor] | None = None,
     return_scores: bool = False,
+    ctx: LayerContext | None = None,
 ):
     """Run one encoder layer with a key-padding mask.
 
     Args:
-        layer: a BERT-family layer (``BertLayer``, ``ElectraLayer``, ``RobertaLayer`` ...).
+        layer: an encoder layer of a supported family (see :mod:`lateint.modeling.backbones`).
         hidden: ``[B, S, H]`` input states.
         key_mask: ``[B, S]`` bool, True where a token may be attended to.
         first_only: compute the output of row 0 only (returns ``[B, 1, H]``); keys and values are
@@ -54,37 +48,40 @@ def layer_forward(
             given, only the queries are projected here.
         return_scores: also return the raw attention scores (before softmax, mask applied), which
             intermediate-layer distillation needs; this takes the slower explicit path.
+        ctx: the pass's :class:`LayerContext` (the positions of the S rows).
 
     Returns:
         The layer output ``[B, S or 1, H]`` (and the scores ``[B, heads, S_q, S]`` if asked).
     """
-    attn = layer.attention.self
-    n, d = _heads(layer)
+    ops = ops_for(layer)
+    ctx = ctx or LayerContext(None)
+    row_ctx = ctx.rows(1) if first_only else ctx
     rows = hidden[:, :1] if first_only else hidden
     B, R, _ = rows.shape
-    q = attn.query(rows).view(B, R, n, d).transpose(1, 2)
-    k, v = keys_values if keys_values is not None else project_keys_values(layer, hidden)
-    dropout = attn.dropout.p if layer.training else 0.0
-    allowed = key_mask[:, None, None, :]
-    if return_scores:
-        scores = torch.matmul(q, k.transpose(-1, -2)) * (d**-0.5)
+    q = ops.query(layer, rows, row_ctx)
+    k, v = keys_values if keys_values is not None else ops.keys_values(layer, hidden, ctx)
+    dropout = ops.attention_dropout(layer) if layer.training else 0.0
+    allowed = ops.allowed(layer, key_mask, row_ctx, ctx)
+    bias = ops.bias(layer, q, k, row_ctx, ctx)
+    scale = ops.scale(layer)
+    if return_scores or bias is not None:
+        scores = torch.matmul(q, k.transpose(-1, -2)) * scale
+        if bias is not None:
+            scores = scores + bias
         scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
         probs = F.dropout(scores.softmax(dim=-1), p=dropout, training=layer.training)
         context = torch.matmul(probs, v)
     else:
-        context = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout)
-    context = context.transpose(1, 2).reshape(B, R, n * d)
-    attended = layer.attention.output(context, rows)
-    out = layer.output(layer.intermediate(attended), attended)
+        context = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout, scale=scale)
+    context = context.transpose(1, 2).reshape(B, R, -1)
+    out = ops.finish(layer, context, rows)
     return (out, scores) if return_scores else out
 
 
-def reference_layer_forward(layer: nn.Module, hidden: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+def reference_layer_forward(layer: nn.Module, hidden: torch.Tensor, allowed: torch.Tensor,
+                            ctx: LayerContext | None = None) -> torch.Tensor:
     """Run one layer through its own ``transformers`` forward with a full ``[B, S, S]`` bool mask."""
-    additive = torch.zeros(allowed.shape, dtype=hidden.dtype, device=hidden.device)
-    additive = additive.masked_fill(~allowed, torch.finfo(hidden.dtype).min)[:, None]
-    out = layer(hidden, attention_mask=additive)
-    return out[0] if isinstance(out, tuple) else out
+    return ops_for(layer).reference(layer, hidden, allowed, ctx or LayerContext(None))
 
 
 # Rows per chunk of packed keys or values: 3 MiB of fp32 for a 384-wide model, small enough to stay
@@ -120,12 +117,14 @@ def first_row_over_packed(
     Returns:
         ``[B, 1, H]``, the layer's output at row 0 for each candidate.
     """
-    attn = layer.attention.self
-    n, d = _heads(layer)
+    ops = ops_for(layer)
+    if not ops.packed_first_row:
+        raise ConfigError(f"{type(layer).__name__}: the [CLS] row over packed keys and values needs position-free attention.")
+    n, d = ops.heads(layer)
     dk, dv = doc_kv
     N = dk.shape[0]
     B = doc_lengths.shape[0]
-    q = attn.query(first_row).view(n, d) * (d**-0.5)
+    q = ops.query(layer, first_row, LayerContext(None)).reshape(n, d) * ops.scale(layer)
     s_q = torch.matmul(q.view(n, 1, d), query_kv[0][0].transpose(-1, -2)).view(n, -1)
     s_q = s_q.masked_fill(~query_mask[0], float("-inf"))  # [n, Sq]
     # Rows are read in chunks, so the products (and the widening of stored fp16 rows) stay in the
@@ -155,5 +154,4 @@ def first_row_over_packed(
         context.index_add_(0, owner[c], product[:m])
     context = (context / total[..., None]).view(B, 1, n * d)
     rows = first_row.expand(B, 1, first_row.shape[-1])
-    attended = layer.attention.output(context, rows)
-    return layer.output(layer.intermediate(attended), attended)
+    return ops.finish(layer, context, rows)

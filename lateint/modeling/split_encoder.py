@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from lateint.modeling.backbones import Backbone, backbone_for
 from lateint.modeling.layers import layer_forward, project_keys_values, reference_layer_forward
 from lateint.tokenization import SideBatch
 
@@ -59,14 +60,13 @@ class SplitEncoderOutput:
 def keep_layers(backbone: nn.Module, indices: list[int]) -> None:
     """Keep only the transformer layers ``indices`` of a ``transformers`` base model, in order
     (how shallower models and students are cut from deeper ones)."""
-    kept = [backbone.encoder.layer[i] for i in indices]
-    for position, layer in enumerate(kept):
-        # transformers numbers layers for its key/value caches; keep the numbering consistent.
-        for module in layer.modules():
-            if hasattr(module, "layer_idx"):
-                module.layer_idx = position
-    backbone.encoder.layer = nn.ModuleList(kept)
-    backbone.config.num_hidden_layers = len(kept)
+    backbone_for(backbone).keep_layers(indices)
+
+
+def _joint_positions(query: torch.Tensor | None, doc: torch.Tensor | None) -> torch.Tensor | None:
+    if query is None or doc is None:
+        return None
+    return torch.cat([query, doc], dim=1)
 
 
 def _block_diagonal(q_scores: torch.Tensor, d_scores: torch.Tensor) -> torch.Tensor:
@@ -79,21 +79,28 @@ def _block_diagonal(q_scores: torch.Tensor, d_scores: torch.Tensor) -> torch.Ten
 
 
 class SplitEncoder(nn.Module):
-    """A ``transformers`` BERT-family base model run with a split.
+    """A ``transformers`` encoder of a supported family run with a split.
 
     Args:
-        backbone: the base model (``BertModel``, ``ElectraModel``, ``RobertaModel`` ...).
+        backbone: the base model (``BertModel``, ``DistilBertModel``, ``ModernBertModel`` ...); the
+            family's adapter (:mod:`lateint.modeling.backbones`) gives everything else.
     """
 
     def __init__(self, backbone: nn.Module):
         super().__init__()
         self.backbone = backbone
+        backbone_for(backbone)  # refuses an unsupported family here, in one line
 
     # -- structure ---------------------------------------------------------------------------
     @property
+    def adapter(self) -> Backbone:
+        """The backbone seen through the protocol (built on demand, so copies and cuts follow)."""
+        return backbone_for(self.backbone)
+
+    @property
     def layers(self) -> nn.ModuleList:
         """The transformer layers in use (T of them)."""
-        return self.backbone.encoder.layer
+        return self.adapter.layers
 
     @property
     def num_layers(self) -> int:
@@ -109,29 +116,28 @@ class SplitEncoder(nn.Module):
 
     def embedding_modules(self) -> dict[str, nn.Module]:
         """The modules that turn token ids into layer-0 input (what every cached value depends on)."""
-        modules = {"embeddings": self.backbone.embeddings}
-        project = getattr(self.backbone, "embeddings_project", None)
-        if project is not None:
-            modules["embeddings_project"] = project
-        return modules
+        return self.adapter.embedding_modules()
 
     def key_value_modules(self, layer: int) -> dict[str, nn.Module]:
-        """The key and value projections of ``layer`` (what cached keys and values depend on)."""
-        attn = self.layers[layer].attention.self
-        return {"key": attn.key, "value": attn.value}
+        """The modules ``layer``'s keys and values depend on (what cached keys and values depend on)."""
+        adapter = self.adapter
+        if not adapter.caches_keys_values:
+            adapter.refuse("precompute='kv' (cached joint-layer keys and values)")
+        return adapter.ops.key_value_modules(self.layers[layer])
 
     def feed_forward_outputs(self) -> list[nn.Module]:
         """Each layer's feed-forward output projection (intermediate size to hidden size)."""
-        return [layer.output.dense for layer in self.layers]
+        ops = self.adapter.ops
+        return [ops.feed_forward_output(layer) for layer in self.layers]
+
+    def final_norm(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The family's norm after the last layer (identity for post-norm families)."""
+        return self.adapter.final_norm(hidden)
 
     # -- efficient path -------------------------------------------------------------------------
     def embed(self, side: SideBatch) -> torch.Tensor:
-        """Token embeddings of one side (word + position + type, LayerNorm), ``[B, S, H]``."""
-        emb = self.backbone.embeddings(
-            input_ids=side.input_ids, token_type_ids=side.token_type_ids, position_ids=side.position_ids
-        )
-        project = getattr(self.backbone, "embeddings_project", None)
-        return project(emb) if project is not None else emb
+        """Token embeddings of one side (word, and position and type where the family has them), ``[B, S, H]``."""
+        return self.adapter.embed(side.input_ids, side.token_type_ids, side.position_ids, side.mask)
 
     def run_layers(
         self,
@@ -144,14 +150,18 @@ class SplitEncoder(nn.Module):
         keys_values: tuple[torch.Tensor, torch.Tensor] | None = None,
         hidden_states: list[torch.Tensor] | None = None,
         attentions: list[torch.Tensor] | None = None,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run layers ``start..stop-1`` with a key-padding mask.
 
         ``first_row_only`` computes only row 0 in the last of them; ``keys_values`` are used as the
         keys and values of the first of them instead of projecting ``hidden``. Each layer's output
         is appended to ``hidden_states`` and its raw attention scores to ``attentions`` when those
-        lists are given.
+        lists are given. ``positions`` ``[B, S]`` are the rows' position ids (families with rotary
+        or relative positions read them in every layer). After the last layer of the model the
+        family's final norm is applied.
         """
+        ctx = self.adapter.context(positions, hidden) if start < stop else None
         for i in range(start, stop):
             out = layer_forward(
                 self.layers[i],
@@ -160,19 +170,22 @@ class SplitEncoder(nn.Module):
                 first_only=first_row_only and i == stop - 1,
                 keys_values=keys_values if i == start else None,
                 return_scores=attentions is not None,
+                ctx=ctx,
             )
             if attentions is not None:
                 hidden, scores = out
                 attentions.append(scores)
             else:
                 hidden = out
+            if i == self.num_layers - 1:
+                hidden = self.final_norm(hidden)
             if hidden_states is not None:
                 hidden_states.append(hidden)
         return hidden
 
     def encode_side(self, side: SideBatch, split: int) -> torch.Tensor:
         """States of one side after its embeddings and the first ``split`` layers (what a cache stores)."""
-        return self.run_layers(self.embed(side), side.mask, 0, split)
+        return self.run_layers(self.embed(side), side.mask, 0, split, positions=side.position_ids)
 
     def forward(
         self,
@@ -188,6 +201,8 @@ class SplitEncoder(nn.Module):
         output_attentions: bool = False,
         first_row_only: bool = False,
         keys_values: tuple[torch.Tensor, torch.Tensor] | None = None,
+        query_positions: torch.Tensor | None = None,
+        doc_positions: torch.Tensor | None = None,
     ) -> SplitEncoderOutput:
         """Encode aligned pairs with a split at layer ``split``.
 
@@ -202,13 +217,17 @@ class SplitEncoder(nn.Module):
             first_row_only: compute only row 0 (the [CLS] row) of the last layer; needs a joint layer.
             keys_values: the first joint layer's keys and values of the concatenated pairs
                 (from a cache), so that layer does not project them again.
+            query_positions, doc_positions: the position ids of sides given as states (families
+                whose layers read positions need them in the joint layers).
         """
         hidden = [] if output_hidden_states else None
         scores = [] if output_attentions else None
         if query is not None:
             query_states, query_mask = self._lower(query, split, hidden, scores, 0)
+            query_positions = query.position_ids
         if doc is not None:
             doc_states, doc_mask = self._lower(doc, split, hidden, scores, 1)
+            doc_positions = doc.position_ids
         if hidden is not None:
             # Below the split the sides ran apart: each layer's pair states are the two side by side.
             half = len(hidden) // 2
@@ -227,6 +246,7 @@ class SplitEncoder(nn.Module):
             keys_values=keys_values,
             hidden_states=hidden,
             attentions=scores,
+            positions=_joint_positions(query_positions, doc_positions),
         )
         width = query_states.shape[1]
         return SplitEncoderOutput(
@@ -238,7 +258,8 @@ class SplitEncoder(nn.Module):
         states = self.embed(side)
         side_hidden = [states] if hidden is not None else None
         side_scores = [] if scores is not None else None
-        states = self.run_layers(states, side.mask, 0, split, hidden_states=side_hidden, attentions=side_scores)
+        states = self.run_layers(states, side.mask, 0, split, hidden_states=side_hidden, attentions=side_scores,
+                                 positions=side.position_ids)
         # Query lists first, then document lists; ``forward`` pairs them up layer by layer.
         if hidden is not None:
             hidden.extend(side_hidden)
@@ -246,9 +267,14 @@ class SplitEncoder(nn.Module):
             scores.extend(side_scores)
         return states, side.mask
 
-    def joint_keys_values(self, hidden: torch.Tensor, split: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values that the first joint layer computes from layer-``split`` states."""
-        return project_keys_values(self.layers[split], hidden)
+    def joint_keys_values(self, hidden: torch.Tensor, split: int,
+                          positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values that the first joint layer computes from layer-``split`` states at
+        ``positions``."""
+        adapter = self.adapter
+        if not adapter.caches_keys_values:
+            adapter.refuse("precompute='kv' (cached joint-layer keys and values)")
+        return project_keys_values(self.layers[split], hidden, adapter.context(positions, hidden))
 
     # -- reference path -------------------------------------------------------------------------
     def reference(self, query: SideBatch, doc: SideBatch, *, split: int) -> SplitEncoderOutput:
@@ -278,8 +304,10 @@ class SplitEncoder(nn.Module):
         row_side = side.clamp(min=0)
         block = (row_side[:, :, None] == side[:, None, :]) & valid[:, None, :]
         full = valid[:, None, :].expand(B, width, width)
+        ctx = self.adapter.context(positions, hidden)
         for i, layer in enumerate(self.layers):
-            hidden = reference_layer_forward(layer, hidden, block if i < split else full)
+            hidden = reference_layer_forward(layer, hidden, block if i < split else full, ctx)
+        hidden = self.final_norm(hidden)
         Sq, Sd = max(q_len), max(d_len)
         q_out = hidden.new_zeros((B, Sq, hidden.shape[-1]))
         d_out = hidden.new_zeros((B, Sd, hidden.shape[-1]))

@@ -20,8 +20,9 @@ class LayerShape:
 
     @classmethod
     def of(cls, config) -> "LayerShape":
-        """From a ``transformers`` config."""
-        return cls(int(config.hidden_size), int(config.intermediate_size))
+        """From a ``transformers`` config (DistilBERT names its feed-forward width ``hidden_dim``)."""
+        intermediate = getattr(config, "intermediate_size", None) or config.hidden_dim
+        return cls(int(config.hidden_size), int(intermediate))
 
 
 def layer_flops(shape: LayerShape, rows: int, keys: int, *, project_keys: int | None = None) -> float:

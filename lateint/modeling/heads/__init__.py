@@ -13,10 +13,11 @@ from lateint.modeling.heads.twin import TwinHead
 __all__ = ["ClsHead", "DiPairHead", "Head", "MaxSimHead", "PairHead", "SideRep", "TwinHead", "build_head"]
 
 
-def build_head(settings: HeadSettings, hidden_size: int, dropout: float = 0.1) -> Head:
-    """A freshly initialised head for ``settings`` (weights drawn from the current torch seed)."""
+def build_head(settings: HeadSettings, hidden_size: int, dropout: float = 0.1, **cls_options) -> Head:
+    """A freshly initialised head for ``settings`` (weights drawn from the current torch seed);
+    ``cls_options`` are the family's :class:`ClsHead` options (pooling, norm)."""
     if settings.name == "cls":
-        return ClsHead(hidden_size, settings.pooler_activation, dropout)
+        return ClsHead(hidden_size, settings.pooler_activation, dropout, **cls_options)
     if settings.name == "twin":
         return TwinHead(hidden_size, settings.pooling, settings.crossing)
     if settings.name == "maxsim":

@@ -1,9 +1,11 @@
 """``kv``: layer-L states plus the first joint layer's document keys and values.
 
 The first joint layer then projects keys and values for the query rows only. At L = T - 1 with a
-[CLS] head the states themselves are not stored: the last layer computes only the [CLS] row,
-which attends over the query's keys and values (computed once per query) and each candidate's
-cached ones, so only keys and values are kept.
+[CLS] head, for families whose attention reads no position (BERT, DistilBERT), the states
+themselves are not stored: the last layer computes only the [CLS] row, which attends over the
+query's keys and values (computed once per query) and each candidate's cached ones, so only keys
+and values are kept. Rotary (ModernBERT) and relative (DeBERTa) attention keep the states and run
+the padded path.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ class KeyValueRepresentation(StatesRepresentation):
     def keys_values_only(self) -> bool:
         """L = T - 1 with a head that reads only the [CLS] row: the states are not needed."""
         r = self.ranker
-        return r.split == r.num_layers - 1 and r.head.reads_first_row_only
+        return (r.split == r.num_layers - 1 and r.head.reads_first_row_only
+                and r.encoder.adapter.ops.packed_first_row)
 
     @property
     def packed(self) -> bool:
@@ -67,7 +70,7 @@ class KeyValueRepresentation(StatesRepresentation):
 
     def encode(self, sides: Sequence[SideTokens]) -> dict[str, list[torch.Tensor]]:
         states, lengths, batch = self._lower_states(sides)
-        k, v = self.ranker.encoder.joint_keys_values(states, self.ranker.split)
+        k, v = self.ranker.encoder.joint_keys_values(states, self.ranker.split, batch.position_ids)
         out = {"keys_values": unpad(torch.cat([_merge_heads(k), _merge_heads(v)], dim=-1), lengths)}
         if not self.keys_values_only:
             out.update(self._states_fields(sides, states, lengths, batch))
@@ -75,7 +78,8 @@ class KeyValueRepresentation(StatesRepresentation):
 
     def encode_query(self, side: SideTokens):
         q_states, q_mask = super().encode_query(side)
-        return q_states, q_mask, self.ranker.encoder.joint_keys_values(q_states, self.ranker.split)
+        positions = self.ranker.query_batch([side]).position_ids.to(q_states.device)
+        return q_states, q_mask, self.ranker.encoder.joint_keys_values(q_states, self.ranker.split, positions)
 
     def score(self, query, gathered: dict[str, Gathered]) -> torch.Tensor:
         q_states, q_mask, (qk, qv) = query
@@ -86,6 +90,7 @@ class KeyValueRepresentation(StatesRepresentation):
             n = lengths.shape[0]
             layer = ranker.encoder.layers[ranker.split]
             cls_row = first_row_over_packed(layer, q_states[:, :1], (qk, qv), q_mask, (kv[..., :H], kv[..., H:]), lengths)
+            cls_row = ranker.encoder.final_norm(cls_row)
             no_doc_rows = torch.ones(n, 0, dtype=torch.bool, device=cls_row.device)
             return ranker.head(SplitEncoderOutput(cls_row, q_mask[:, :1].expand(n, 1), cls_row[:, 1:], no_doc_rows))
         kv, d_mask = self._to_ranker(gathered["keys_values"])
