@@ -422,8 +422,6 @@ def load(name_or_path: str | os.PathLike, *, revision: str | None = None, token:
     ``revision`` and ``token`` are for hub ids (see :func:`resolve`); ``overrides`` are
     :func:`resolve_config`'s keyword arguments.
     """
-    from transformers import AutoTokenizer
-
     from lateint.modeling.backbones import backbone_for
     from lateint.modeling.heads import ClsHead, build_head
     from lateint.modeling.split_encoder import keep_layers
