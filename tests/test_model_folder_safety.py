@@ -40,17 +40,27 @@ def test_a_folder_asking_for_remote_code_is_refused(tiny_model, tmp_path, where)
     assert not marker.exists()
 
 
-def test_transformers_refusal_is_one_line_too(tiny_model, tmp_path, monkeypatch):
-    """Without lateint's own check, transformers refuses (trust_remote_code=False) and lateint
-    reports it in one line; nothing is run and nothing prompts."""
+def test_a_family_only_shipped_code_could_load_is_refused_in_one_line(tiny_model, tmp_path, monkeypatch):
+    """Without lateint's own auto_map check, a model type that only the folder's code could load
+    is refused in one line (as not a supported family); nothing is run and nothing prompts."""
     folder, marker = remote_code_folder(tiny_model, tmp_path)
     config = json.loads((folder / "config.json").read_text())
     config["model_type"] = "evilbert"  # a family transformers does not have: only the shipped code could load it
     (folder / "config.json").write_text(json.dumps(config))
     monkeypatch.setattr(checkpoints, "_refuse_remote_code", lambda path: None)
-    with pytest.raises(ConfigError, match="never runs code"):
+    with pytest.raises(ConfigError, match="not supported"):
         SplitRanker.from_pretrained(folder)
     assert not marker.exists()
+
+
+def test_transformers_refusal_of_remote_code_becomes_one_line():
+    """transformers' own refusal (trust_remote_code=False) is reported as lateint's one line; other
+    loader errors are left to their own handling."""
+    refusal = ValueError("The repository /m contains custom code which must be executed to correctly load the model. "
+                         "Please pass the argument `trust_remote_code=True` to allow custom code to be run.")
+    error = checkpoints._remote_code_refused(refusal, "/m")
+    assert isinstance(error, ConfigError) and "never runs code" in str(error) and "\n" not in str(error)
+    assert checkpoints._remote_code_refused(OSError("no such file"), "/m") is None
 
 
 def test_every_loader_gets_trust_remote_code_false(tiny_model, cross_encoder_path, monkeypatch):

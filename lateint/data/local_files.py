@@ -43,6 +43,17 @@ class LocalDoc(NamedTuple):
         return f"{self.title} {self.text}" if self.title else self.text
 
 
+#: Part of every local docstore's file name: the stored record's fields. ``ir_datasets`` refuses a
+#: store whose records have other fields ("fields do not match"), so a store written by a version
+#: of lateint with another record must not sit where this version looks for its own.
+STORE_LAYOUT = "-".join(LocalDoc._fields)
+
+
+def docstore_name(stem: str) -> str:
+    """The file name of the docstore of ``stem`` for the current record layout."""
+    return f"{stem}.{STORE_LAYOUT}.pklz4"
+
+
 def check_id(value: Any, where: str, what: str = "id") -> str:
     """A document or query id as a string: non-empty, without whitespace (a TREC run could not
     hold it), at most :data:`MAX_ID_BYTES` bytes; JSON numbers are taken as their digits.
@@ -147,7 +158,7 @@ class LocalDocs:
             return self._fixed_store
         stat = self._path.stat()
         identity = f"{self._path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
-        return self._store_folder / f"docs-{hashlib.sha256(identity.encode()).hexdigest()[:16]}.pklz4"
+        return self._store_folder / docstore_name(f"docs-{hashlib.sha256(identity.encode()).hexdigest()[:16]}")
 
     def docs_handler(self) -> LocalDocs:
         return self

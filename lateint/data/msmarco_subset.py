@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 
 from lateint.data.irds_home import home_lock, import_ir_datasets, ir_datasets_home, seed_file
-from lateint.data.local_files import LocalDocs, LocalQrels, LocalQueries, LocalScoredDocs
+from lateint.data.local_files import LocalDocs, LocalQrels, LocalQueries, LocalScoredDocs, docstore_name
 from lateint.data.local_share import DATA_ENV, DL19_FOLDER, DL19_RUN_SUFFIX, data_root, require_file
 from lateint.errors import MissingResourceError
 
@@ -62,7 +62,7 @@ def _seed_from_share() -> None:
         copied = seed_file(require_file(source, name, what), target / name, replace_different=True)
         if copied and name == _COLLECTION:
             # A docstore built from an older copy of the passages would be stale.
-            shutil.rmtree(target / f"{_COLLECTION}.pklz4", ignore_errors=True)
+            shutil.rmtree(target / docstore_name(_COLLECTION), ignore_errors=True)
     run_files = sorted((source / _RUNS).glob(f"*{DL19_RUN_SUFFIX}"))
     if not run_files:
         raise MissingResourceError(
@@ -98,7 +98,7 @@ def ensure_registered() -> None:
     from ir_datasets.datasets.base import Dataset
     from ir_datasets.datasets.msmarco_passage import TREC_DL_QRELS_DEFS
 
-    docs = LocalDocs(folder / _COLLECTION, folder, namespace=SUBSET_ID, store_path=folder / f"{_COLLECTION}.pklz4")
+    docs = LocalDocs(folder / _COLLECTION, folder, namespace=SUBSET_ID, store_path=folder / docstore_name(_COLLECTION))
     queries = LocalQueries(folder / _QUERIES, namespace=SUBSET_ID)
     qrels = LocalQrels(folder / _QRELS, TREC_DL_QRELS_DEFS)
     scoreddocs = LocalScoredDocs(folder / _RUNS / f"{SCOREDDOCS_RUN}{DL19_RUN_SUFFIX}")

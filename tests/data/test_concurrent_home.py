@@ -13,6 +13,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from lateint.data.irds_home import lock_file
+from lateint.data.local_files import docstore_name
 
 LOOKUP = textwrap.dedent("""
     import sys, time
@@ -47,7 +48,7 @@ def test_concurrent_processes_on_a_fresh_home_each_find_every_document(irdata, t
 
 def test_docstore_is_built_under_the_home_lock(irdata, tmp_path):
     home = tmp_path / "home"
-    store = home / "lateint" / "msmarco-passage-dl19-subset" / "collection.tsv.pklz4"
+    store = home / "lateint" / "msmarco-passage-dl19-subset" / docstore_name("collection.tsv")
     lock = FileLock(str(lock_file(f"store {store}", home)))
     lock_file(f"store {store}", home).parent.mkdir(parents=True)
     with lock:
