@@ -168,20 +168,12 @@ def cascade(
             queries the dataset does not have, or a candidate is not in the dataset.
     """
     from lateint.cache.files import atomic_write_bytes
-    from lateint.data.runs import ResumableRunWriter, check_run_queries
-    from lateint.pipeline.rerank_run import (bind_run, build_candidate_cache, cache_folder_for, candidate_docs,
+    from lateint.data.runs import ResumableRunWriter
+    from lateint.pipeline.rerank_run import (bind_run, build_candidate_cache, cache_folder_for, candidate_docs, check_rerank_inputs,
                                              run_producer, score_candidates)
-    from lateint.ranker import check_batch_size
-
     stages = check_stages(stages, ranker.max_split)
     out = Path(out)
-    if out.is_dir():
-        raise InputError(f"{out} is a folder; the cascade's run is one TREC file: give a file path such as {out / 'run.trec'}.")
-    check_batch_size(batch_size)
-    if not candidates or not any(candidates.values()):
-        raise InputError("the first-stage run is empty: there is nothing to re-rank.")
-    queries = dataset.queries()
-    check_run_queries(candidates, queries.keys(), source="first-stage run")
+    queries = check_rerank_inputs(out, dataset, candidates, batch_size)
     # what the first stage re-ranks: its top depth, each document once
     firsts = {q: list(dict.fromkeys(d for d, _ in ranked))[: stages[0].depth] for q, ranked in candidates.items()}
     root = Path(cache_root) if cache_root is not None else out.with_name(out.name + ".caches")

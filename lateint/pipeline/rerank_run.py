@@ -131,20 +131,8 @@ def rerank_dataset(
             given cache lacks some candidates.
         CacheMismatchError: the given cache was built from another document text.
     """
-    from lateint.ranker import check_batch_size
-
     out = Path(out)
-    if out.is_dir():
-        raise InputError(f"{out} is a folder; the re-ranked run is one TREC file: give a file path such as {out / 'run.trec'}.")
-    check_batch_size(batch_size)
-    if not candidates or not any(candidates.values()):
-        raise InputError("the first-stage run is empty: there is nothing to re-rank.")
-    queries = dataset.queries()
-    check_run_queries(candidates, queries.keys(), source="first-stage run")
-    blank = [q for q in candidates if not queries[q].strip()]
-    if blank:
-        raise InputError(f"{len(blank)} queries of {dataset.irds_id!r} have an empty text, e.g. query id(s) "
-                         f"{blank[:5]}; drop them from the first-stage run (or give them a text).")
+    queries = check_rerank_inputs(out, dataset, candidates, batch_size)
     out.parent.mkdir(parents=True, exist_ok=True)
     report = RerankReport(str(out), 0, 0)
     report.candidates_per_query = statistics.fmean(len(v) for v in candidates.values())
@@ -184,6 +172,29 @@ def rerank_dataset(
             report.scored_now += 1
         report.queries = len(writer.done)
     return report
+
+
+def check_rerank_inputs(out: Path, dataset: DatasetHandle, candidates: RankedLists, batch_size: int) -> dict[str, str]:
+    """The dataset's queries, once the inputs of a re-rank (or a cascade) into ``out`` are checked.
+
+    Raises:
+        InputError: ``out`` is a folder, the batch size is not positive, the candidates are empty or
+            name queries the dataset does not have, or some of their queries have an empty text.
+    """
+    from lateint.ranker import check_batch_size
+
+    if out.is_dir():
+        raise InputError(f"{out} is a folder; the re-ranked run is one TREC file: give a file path such as {out / 'run.trec'}.")
+    check_batch_size(batch_size)
+    if not candidates or not any(candidates.values()):
+        raise InputError("the first-stage run is empty: there is nothing to re-rank.")
+    queries = dataset.queries()
+    check_run_queries(candidates, queries.keys(), source="first-stage run")
+    blank = [q for q in candidates if not queries[q].strip()]
+    if blank:
+        raise InputError(f"{len(blank)} queries of {dataset.irds_id!r} have an empty text, e.g. query id(s) "
+                         f"{blank[:5]}; drop them from the first-stage run (or give them a text).")
+    return queries
 
 
 def build_candidate_cache(ranker, dataset: DatasetHandle, doc_ids: list[str], folder: Path, *, storage: str,

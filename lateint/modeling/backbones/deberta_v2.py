@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from lateint.errors import ConfigError
-from lateint.modeling.backbones.base import Backbone, LayerContext, LayerOps
+from lateint.modeling.backbones.base import Backbone, LayerContext
+from lateint.modeling.backbones.bert import BertLayerOps
 
 
 def _buckets(attn, relative: torch.Tensor) -> torch.Tensor:
@@ -31,7 +32,10 @@ def _scale_factor(attn) -> int:
     return 1 + ("c2p" in attn.pos_att_type) + ("p2c" in attn.pos_att_type)
 
 
-class DebertaV2LayerOps(LayerOps):
+class DebertaV2LayerOps(BertLayerOps):
+    """DeBERTa's layer keeps BERT's output, intermediate and dropout modules (inherited); its
+    attention differs: its own projections and the relative-position score terms."""
+
     packed_first_row = False  # relative positions enter the attention
 
     @staticmethod
@@ -78,19 +82,6 @@ class DebertaV2LayerOps(LayerOps):
             p2c = torch.matmul(k, cls._split(layer, query_proj(rel)).transpose(-1, -2))  # [B, n, S, 2span]
             score = score + torch.gather(p2c, -1, index.transpose(-1, -2).expand(B, n, S, R)).transpose(-1, -2)
         return score * cls.scale(layer) if torch.is_tensor(score) else None
-
-    @staticmethod
-    def attention_dropout(layer):
-        return layer.attention.self.dropout.p
-
-    @staticmethod
-    def finish(layer, context, rows):
-        attended = layer.attention.output(context, rows)
-        return layer.output(layer.intermediate(attended), attended)
-
-    @staticmethod
-    def feed_forward_output(layer):
-        return layer.output.dense
 
     @staticmethod
     def key_value_modules(layer):
